@@ -1,0 +1,59 @@
+"""Theus: a process-oriented, versioned, transactional state engine for Python agents.
+
+The public surface (REQUIREMENTS §3)::
+
+    from theus import TheusEngine, process, StateUpdate, SignalHub
+
+The semantics are specified in the repository's ``spec/``; a backend (``theus-reference``,
+``theus-rust``, or a fork) implements them. Importing ``theus`` prints nothing, writes nothing
+and loads no backend; the first engine selects one (spec/13).
+"""
+
+from __future__ import annotations
+
+from ._discovery import BackendInfo, backends
+from .contracts import ProcessSpec, Semantic, process
+from .engine import TheusEngine, Transaction
+from .errors import (
+    BackendLoadError,
+    BackendNotFoundError,
+    ConflictError,
+    ContextError,
+    ContractViolationError,
+    InvalidContractError,
+    InvalidPathError,
+    NestedExecutionError,
+    ProcessNotFoundError,
+    SignalEmpty,
+    TheusError,
+)
+from .signals import Signal, SignalHub
+from .update import StateUpdate
+from .zones import Zone
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BackendInfo",
+    "BackendLoadError",
+    "BackendNotFoundError",
+    "ConflictError",
+    "ContextError",
+    "ContractViolationError",
+    "InvalidContractError",
+    "InvalidPathError",
+    "NestedExecutionError",
+    "ProcessNotFoundError",
+    "ProcessSpec",
+    "Semantic",
+    "Signal",
+    "SignalEmpty",
+    "SignalHub",
+    "StateUpdate",
+    "TheusEngine",
+    "TheusError",
+    "Transaction",
+    "Zone",
+    "backends",
+    "process",
+]

@@ -1,0 +1,257 @@
+"""``@process`` and the process contract (spec/04-processes-and-contracts.md)."""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar, overload
+
+from .errors import ContractViolationError, InvalidContractError
+from .paths import Path, Pattern, format_path, parse_pattern
+from .zones import Zone, zone_of
+
+__all__ = ["Contract", "ProcessSpec", "Semantic", "process", "spec_of", "validate_contract"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Semantic(str, enum.Enum):
+    """What a process is allowed to be (spec/04)."""
+
+    PURE = "pure"
+    EFFECT = "effect"
+    GUIDE = "guide"
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    """Everything the engine knows about a process, attached as ``fn.__theus_process__``."""
+
+    name: str
+    func: Callable[..., Any]
+    inputs: tuple[Pattern, ...]
+    outputs: tuple[Pattern, ...]
+    semantic: Semantic = Semantic.EFFECT
+    retries: int = 3
+    cpu_heavy: bool = False
+    is_async: bool = False
+
+    def contract(self) -> Contract:
+        """The compiled contract (coverage with caches)."""
+        return Contract(self)
+
+
+def _patterns(value: object, where: str) -> tuple[Pattern, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise InvalidContractError(
+            f"{where} must be a list of pattern strings, not {type(value).__name__} {value!r}"
+            + (f" (did you mean [{value!r}]?)" if isinstance(value, str) else "")
+        )
+    return tuple(parse_pattern(p, where=where) for p in value)
+
+
+def _make_spec(
+    fn: Callable[..., Any],
+    *,
+    inputs: Iterable[str],
+    outputs: Iterable[str],
+    semantic: Semantic | str,
+    retries: int,
+    cpu_heavy: bool,
+    name: str | None,
+) -> ProcessSpec:
+    if not callable(fn):
+        raise TypeError(f"@process expects a function, not {type(fn).__name__}")
+    label = name if name is not None else getattr(fn, "__name__", repr(fn))
+    if not isinstance(label, str) or not label:
+        raise TypeError(f"process name must be a non-empty str, not {label!r}")
+    try:
+        sem = Semantic(semantic)
+    except ValueError:
+        raise InvalidContractError(
+            f"process {label!r}: semantic must be one of 'pure', 'effect', 'guide', "
+            f"not {semantic!r}"
+        ) from None
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise InvalidContractError(
+            f"process {label!r}: retries must be an int >= 0, not {retries!r}"
+        )
+    if not isinstance(cpu_heavy, bool):
+        raise TypeError(f"process {label!r}: cpu_heavy must be a bool, not {cpu_heavy!r}")
+    return ProcessSpec(
+        name=label,
+        func=fn,
+        inputs=_patterns(inputs, f"process {label!r}: inputs"),
+        outputs=_patterns(outputs, f"process {label!r}: outputs"),
+        semantic=sem,
+        retries=retries,
+        cpu_heavy=cpu_heavy,
+        is_async=inspect.iscoroutinefunction(fn),
+    )
+
+
+@overload
+def process(fn: F, /) -> F: ...
+@overload
+def process(
+    *,
+    inputs: Iterable[str] = (),
+    outputs: Iterable[str] = (),
+    semantic: Semantic | str = Semantic.EFFECT,
+    retries: int = 3,
+    cpu_heavy: bool = False,
+    name: str | None = None,
+) -> Callable[[F], F]: ...
+def process(
+    fn: Any = None,
+    /,
+    *,
+    inputs: Iterable[str] = (),
+    outputs: Iterable[str] = (),
+    semantic: Semantic | str = Semantic.EFFECT,
+    retries: int = 3,
+    cpu_heavy: bool = False,
+    name: str | None = None,
+) -> Any:
+    """Declare a process: the paths it reads (``inputs``) and may write (``outputs``).
+
+    Usable bare (``@process``) or with arguments. Returns the function itself with its
+    :class:`ProcessSpec` attached as ``fn.__theus_process__``::
+
+        @process(inputs=["domain.balance"], outputs=["domain.balance"])
+        def deposit(ctx, amount: int) -> None:
+            ctx.domain.balance += amount
+    """
+
+    def decorate(f: F) -> F:
+        spec = _make_spec(
+            f,
+            inputs=inputs,
+            outputs=outputs,
+            semantic=semantic,
+            retries=retries,
+            cpu_heavy=cpu_heavy,
+            name=name,
+        )
+        f.__theus_process__ = spec  # type: ignore[attr-defined]
+        return f
+
+    if fn is None:
+        return decorate
+    return decorate(fn)
+
+
+def spec_of(fn: Callable[..., Any]) -> ProcessSpec:
+    """The spec of a decorated function; an undecorated one gets an empty contract."""
+    spec = getattr(fn, "__theus_process__", None)
+    if isinstance(spec, ProcessSpec):
+        # a wrapper made with functools.wraps carries the wrapped function's spec
+        return spec if spec.func is fn else replace(spec, func=fn)
+    return _make_spec(
+        fn, inputs=(), outputs=(), semantic=Semantic.EFFECT, retries=3, cpu_heavy=False, name=None
+    )
+
+
+def validate_contract(spec: ProcessSpec, namespaces: Collection[str]) -> None:
+    """Registration-time checks (spec/04): known namespaces, semantic-forbidden paths."""
+    readable = spec.inputs + spec.outputs
+    for pattern in readable:
+        ns = pattern.segments[0]
+        if ns not in namespaces:
+            raise InvalidContractError(
+                f"process {spec.name!r}: pattern {pattern.text!r} names namespace {ns!r}, "
+                f"which this engine does not have (namespaces: {sorted(namespaces)})"
+            )
+    for pattern in readable:
+        zone = _literal_zone(pattern)
+        if spec.semantic is Semantic.PURE and zone is Zone.META:
+            raise InvalidContractError(
+                f"pure process {spec.name!r} may not name meta path {pattern.text!r}"
+            )
+    for pattern in spec.outputs:
+        zone = _literal_zone(pattern)
+        if spec.semantic is Semantic.PURE and zone is Zone.SIGNAL:
+            raise InvalidContractError(
+                f"pure process {spec.name!r} may not write signal path {pattern.text!r}"
+            )
+        if (
+            spec.semantic is Semantic.GUIDE
+            and zone is not None
+            and zone not in (Zone.SIGNAL, Zone.META)
+        ):
+            raise InvalidContractError(
+                f"guide process {spec.name!r} may write only signal and meta paths, "
+                f"not {pattern.text!r}"
+            )
+
+
+class Contract:
+    """A process contract compiled for one engine: coverage answers with a bounded cache.
+
+    ``check_read``/``check_write`` raise :class:`ContractViolationError` naming the path, the
+    process and the declared patterns; ``navigable`` tells whether a path leads to a pattern.
+    """
+
+    _CACHE_LIMIT = 4096
+
+    def __init__(self, spec: ProcessSpec) -> None:
+        self.spec = spec
+        self.readable = spec.inputs + spec.outputs
+        self.writable = spec.outputs
+        self._read_cache: dict[Path, bool] = {}
+        self._write_cache: dict[Path, bool] = {}
+        self._nav_cache: dict[Path, bool] = {}
+
+    @staticmethod
+    def _cached(cache: dict[Path, bool], path: Path, compute: Callable[[], bool]) -> bool:
+        hit = cache.get(path)
+        if hit is None:
+            if len(cache) >= Contract._CACHE_LIMIT:
+                cache.clear()
+            hit = cache[path] = compute()
+        return hit
+
+    def can_read(self, path: Path) -> bool:
+        """``path`` is covered by ``inputs ∪ outputs``."""
+        return self._cached(
+            self._read_cache, path, lambda: any(p.covers(path) for p in self.readable)
+        )
+
+    def can_write(self, path: Path) -> bool:
+        """``path`` is covered by ``outputs``."""
+        return self._cached(
+            self._write_cache, path, lambda: any(p.covers(path) for p in self.writable)
+        )
+
+    def navigable(self, path: Path) -> bool:
+        """Some readable pattern leads to ``path`` (navigation, spec/04 rule 2)."""
+        return self._cached(
+            self._nav_cache, path, lambda: any(p.leads_to(path) for p in self.readable)
+        )
+
+    def read_violation(self, path: Path) -> ContractViolationError:
+        """The error for reading ``path`` outside the contract."""
+        declared = [p.text for p in self.readable]
+        return ContractViolationError(
+            f"process {self.spec.name!r} read {format_path(path)!r}, which is not covered by "
+            f"its inputs or outputs {declared}; declare it in inputs=[...]"
+        )
+
+    def write_violation(self, path: Path) -> ContractViolationError:
+        """The error for writing ``path`` outside the outputs."""
+        declared = [p.text for p in self.writable]
+        return ContractViolationError(
+            f"process {self.spec.name!r} wrote {format_path(path)!r}, which is not covered by "
+            f"its outputs {declared}; declare it in outputs=[...]"
+        )
+
+
+def _literal_zone(pattern: Pattern) -> Zone | None:
+    """The zone a pattern names before any wildcard, None if a wildcard comes first."""
+    prefix = pattern.literal_prefix
+    zone = zone_of(prefix)
+    if zone is Zone.DATA and len(prefix) < len(pattern.segments):
+        return None  # a wildcard could still reach another zone
+    return zone

@@ -1,0 +1,380 @@
+"""``TheusEngine``: the user facade over the selected backend (REQUIREMENTS §3)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+import random
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Executor, ThreadPoolExecutor
+from types import TracebackType
+from typing import Any
+
+from ._discovery import select_backend
+from ._runner import run_async, run_sync
+from .contracts import ProcessSpec, spec_of, validate_contract
+from .errors import (
+    ConflictError,
+    ContextError,
+    NestedExecutionError,
+    ProcessNotFoundError,
+)
+from .paths import parse_path
+from .protocols import EngineCore, EngineOptions, HubCore, TxCore
+from .update import Update, make_update
+
+__all__ = ["TheusEngine", "Transaction"]
+
+_ids = itertools.count(1)
+
+
+class _Loop:
+    """The engine-owned event loop (a daemon thread) for async processes called from sync code."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        if self.thread is not threading.current_thread():
+            self.thread.join(timeout=5)
+        if not self.loop.is_running():
+            self.loop.close()
+
+
+def _shutdown(loop_box: list[_Loop | None], pool_box: list[Executor | None]) -> None:
+    loop, pool = loop_box[0], pool_box[0]
+    loop_box[0] = pool_box[0] = None
+    if loop is not None:
+        loop.stop()
+    if pool is not None:
+        pool.shutdown(wait=False)
+
+
+class TheusEngine:
+    """A versioned, transactional state engine running ``@process`` functions.
+
+    ::
+
+        engine = TheusEngine(context={"domain": {"count": 0}})
+
+        @process(inputs=["domain.count"], outputs=["domain.count"])
+        def bump(ctx):
+            ctx.domain.count += 1
+
+        engine.execute(bump)
+        assert engine.state.domain.count == 1
+
+    ``backend`` picks the implementation (spec/13): a name, a backend object or
+    ``"module:attr"``; default ``$THEUS_BACKEND``, then the highest-priority installed backend.
+    """
+
+    def __init__(
+        self,
+        context: Mapping[str, Any] | None = None,
+        backend: Any = None,
+        strict_guards: bool = True,
+        strict_cas: bool = False,
+        audit_recipe: Any = None,
+        schema: Any = None,
+    ) -> None:
+        for name, flag in (("strict_guards", strict_guards), ("strict_cas", strict_cas)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"TheusEngine({name}=...) must be a bool, not {flag!r}")
+        if audit_recipe is not None:
+            raise NotImplementedError(
+                "TheusEngine(audit_recipe=...): audit rules are not implemented yet"
+            )
+        context = _check_context(context)
+        self._backend = select_backend(backend)
+        self._hub: HubCore = self._backend.create_hub()
+        options = EngineOptions(strict_guards=strict_guards, strict_cas=strict_cas, hub=self._hub)
+        self._core: EngineCore = self._backend.create_engine(context, options)
+        self._namespaces = frozenset(context)
+        self._native = "native-execute" in self._backend.capabilities
+        self._by_name: dict[str, tuple[ProcessSpec, Any]] = {}
+        self._by_func: dict[Callable[..., Any], tuple[ProcessSpec, Any]] = {}
+        self._register_lock = threading.Lock()
+        self._id = next(_ids)
+        self._running: contextvars.ContextVar[bool] = contextvars.ContextVar(
+            f"theus_engine_{self._id}_running", default=False
+        )
+        self._rng = random.Random()
+        self._loop_box: list[_Loop | None] = [None]
+        self._pool_box: list[Executor | None] = [None]
+        self._helpers_lock = threading.Lock()
+        self._closed = False
+        self._finalizer = weakref.finalize(self, _shutdown, self._loop_box, self._pool_box)
+        if schema is not None:
+            self.set_schema(schema)
+
+    # -- introspection -------------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        """The selected backend's name."""
+        return self._backend.name
+
+    @property
+    def core(self) -> EngineCore:
+        """The backend's engine core (diagnostics and provenance checks)."""
+        return self._core
+
+    @property
+    def state(self) -> Any:
+        """The current immutable snapshot: ``.version``, ``.domain``, ``.global_``, ..."""
+        return self._core.snapshot()
+
+    @property
+    def signals(self) -> HubCore:
+        """The engine's own SignalHub (spec/08)."""
+        return self._hub
+
+    def __repr__(self) -> str:
+        return f"<TheusEngine backend={self.backend!r} version={self.state.version}>"
+
+    # -- registration --------------------------------------------------------------------
+    def register(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Register ``fn`` (decorated with ``@process`` or not) under its name; return it."""
+        self._entry(fn)
+        return fn
+
+    def _entry(self, fn_or_name: Any) -> tuple[ProcessSpec, Any]:
+        entry = self._by_func.get(fn_or_name) if callable(fn_or_name) else None
+        if entry is not None:
+            return entry
+        if isinstance(fn_or_name, str):
+            entry = self._by_name.get(fn_or_name)
+            if entry is None:
+                raise ProcessNotFoundError(
+                    f"no process named {fn_or_name!r} is registered on this engine "
+                    f"(registered: {sorted(self._by_name) or 'none'})"
+                )
+            return entry
+        if not callable(fn_or_name):
+            raise TypeError(
+                f"execute() expects a process function or a registered name, "
+                f"not {type(fn_or_name).__name__}"
+            )
+        self._check_open()
+        spec = spec_of(fn_or_name)
+        with self._register_lock:
+            existing = self._by_name.get(spec.name)
+            if existing is not None:
+                if existing[0].func is fn_or_name:
+                    return existing
+                raise ValueError(
+                    f"a different process named {spec.name!r} is already registered; "
+                    "pass name=... to @process to register both"
+                )
+            validate_contract(spec, self._namespaces)
+            handle = self._core.compile(spec)
+            entry = (spec, handle)
+            self._by_name[spec.name] = entry
+            self._by_func[fn_or_name] = entry
+            return entry
+
+    # -- execution -----------------------------------------------------------------------
+    def _enter(self, what: str) -> None:
+        if self._running.get():
+            raise NestedExecutionError(
+                f"{what} was called from inside a process running on this engine; compose the "
+                "work into one process, or run it after this process returns"
+            )
+        self._check_open()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ContextError("this TheusEngine is closed")
+
+    def execute(self, fn_or_name: Any, /, **kwargs: Any) -> Any:
+        """Run a process as one atomic transaction and return its return value (blocking)."""
+        spec, handle = self._entry(fn_or_name)
+        self._enter("engine.execute()")
+        if spec.is_async:
+            return self._run_on_loop(spec, handle, kwargs)
+        token = self._running.set(True)
+        try:
+            if self._native:
+                return self._core.execute(handle, kwargs)  # type: ignore[attr-defined]
+            return run_sync(self._core, handle, spec, kwargs, self._rng)
+        finally:
+            self._running.reset(token)
+
+    async def aexecute(self, fn_or_name: Any, /, **kwargs: Any) -> Any:
+        """Run a process from async code (spec/11) and return its return value."""
+        spec, handle = self._entry(fn_or_name)
+        self._enter("engine.aexecute()")
+        token = self._running.set(True)
+        try:
+            return await run_async(self._core, handle, spec, kwargs, self._rng, self._executor)
+        finally:
+            self._running.reset(token)
+
+    def _run_on_loop(self, spec: ProcessSpec, handle: Any, kwargs: dict[str, Any]) -> Any:
+        loop = self._event_loop()
+        token = self._running.set(True)  # copied into the task's context: nested calls fail
+        try:
+            coro = run_async(self._core, handle, spec, kwargs, self._rng, self._executor)
+            future = asyncio.run_coroutine_threadsafe(coro, loop)
+        finally:
+            self._running.reset(token)
+        return future.result()
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._helpers_lock:
+            self._check_open()
+            if self._loop_box[0] is None:
+                self._loop_box[0] = _Loop(f"theus-engine-{self._id}-loop")
+            return self._loop_box[0].loop
+
+    def _executor(self) -> Executor:
+        with self._helpers_lock:
+            self._check_open()
+            if self._pool_box[0] is None:
+                self._pool_box[0] = ThreadPoolExecutor(thread_name_prefix=f"theus-{self._id}")
+            return self._pool_box[0]
+
+    # -- explicit writes -----------------------------------------------------------------
+    def transaction(self) -> Transaction:
+        """A host transaction: ``with engine.transaction() as tx: tx.update(data={...})``."""
+        self._enter("engine.transaction()")
+        return Transaction(self)
+
+    def compare_and_swap(
+        self,
+        expected_version: int,
+        data: Mapping[str, Any] | None = None,
+        heavy: Mapping[str, Any] | None = None,
+        signal: Mapping[str, Any] | None = None,
+        delete: Iterable[str] = (),
+    ) -> Any:
+        """Commit the update only if the current version is ``expected_version`` (spec/05)."""
+        self._enter("engine.compare_and_swap()")
+        if isinstance(expected_version, bool) or not isinstance(expected_version, int):
+            raise TypeError(f"expected_version must be an int, not {expected_version!r}")
+        update = make_update(data, heavy, signal, delete)
+        tx = self._core.begin(None)
+        try:
+            if tx.version != expected_version:
+                raise ConflictError(
+                    f"compare_and_swap expected version {expected_version}, "
+                    f"but the state is at version {tx.version}"
+                )
+            tx.apply(update)
+            return tx.commit(strict=True)
+        finally:
+            tx.close()
+
+    # -- later features ------------------------------------------------------------------
+    def set_schema(self, schema: Any) -> None:
+        """Schema validation (Type Shield) is not implemented yet."""
+        raise NotImplementedError("schema validation (Type Shield) is not implemented yet")
+
+    def execute_workflow(self, path_or_yaml: str) -> Any:
+        """Flux workflows are not implemented yet."""
+        self._enter("engine.execute_workflow()")
+        raise NotImplementedError("Flux workflows are not implemented yet")
+
+    async def aexecute_workflow(self, path_or_yaml: str) -> Any:
+        """Flux workflows are not implemented yet."""
+        self._enter("engine.aexecute_workflow()")
+        raise NotImplementedError("Flux workflows are not implemented yet")
+
+    # -- lifetime ------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the engine's loop and executor; later calls raise ``ContextError``."""
+        self._closed = True
+        self._finalizer()
+
+    def __enter__(self) -> TheusEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Transaction:
+    """A host transaction (spec/05): writes are applied together when the ``with`` block ends."""
+
+    def __init__(self, engine: TheusEngine) -> None:
+        self._engine = engine
+        self._tx: TxCore | None = None
+        self.state: Any = None
+
+    def __enter__(self) -> Transaction:
+        self._tx = self._engine._core.begin(None)
+        return self
+
+    def _open(self) -> TxCore:
+        if self._tx is None:
+            raise ContextError("use the transaction inside its 'with' block")
+        return self._tx
+
+    @property
+    def version(self) -> int:
+        """The base version the transaction reads."""
+        return self._open().version
+
+    def update(
+        self,
+        data: Mapping[str, Any] | None = None,
+        heavy: Mapping[str, Any] | None = None,
+        signal: Mapping[str, Any] | None = None,
+        delete: Iterable[str] = (),
+    ) -> None:
+        """Write dotted paths: ``data={"domain.x": 1}``; ``delete=["domain.old"]``."""
+        self._open().apply(make_update(data, heavy, signal, delete))
+
+    def append(self, path: str, value: Any) -> None:
+        """Append ``value`` to the list at ``path`` (the way to extend a ``log_`` list)."""
+        self._open().apply(Update((("append", parse_path(path), value),)))
+
+    def delete(self, *paths: str) -> None:
+        """Delete dotted paths."""
+        self._open().apply(make_update(delete=paths))
+
+    def get(self, path: str, default: Any = None) -> Any:
+        """Read the draft at ``path``."""
+        return self._open().get(path, default)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        tx = self._open()
+        try:
+            if exc_type is None:
+                self.state = tx.commit()
+        finally:
+            tx.close()
+            self._tx = None
+
+
+def _check_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
+    if context is None:
+        context = {}
+    if not isinstance(context, Mapping):
+        raise TypeError(
+            f"TheusEngine(context=...) must be a mapping of namespaces, "
+            f"not {type(context).__name__}"
+        )
+    out = dict(context)
+    for name in ("domain", "global"):
+        out.setdefault(name, {})
+    for name, value in out.items():
+        if not isinstance(name, str) or not name or "." in name or name in ("*", "**"):
+            raise ContextError(f"invalid namespace name {name!r}")
+        if not isinstance(value, Mapping):
+            raise TypeError(
+                f"TheusEngine(context=...): namespace {name!r} must be a mapping, "
+                f"not {type(value).__name__}"
+            )
+    return out

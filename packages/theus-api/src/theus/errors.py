@@ -1,0 +1,71 @@
+"""Every exception Theus raises (spec/12-errors.md).
+
+All classes derive from :class:`TheusError`; several also derive from the built-in exception a
+Python programmer would reach for (``ValueError``, ``PermissionError``, ``KeyError``, ...), so
+existing ``except`` clauses keep working.
+"""
+
+from __future__ import annotations
+
+import queue
+
+__all__ = [
+    "BackendLoadError",
+    "BackendNotFoundError",
+    "ConflictError",
+    "ContextError",
+    "ContractViolationError",
+    "InvalidContractError",
+    "InvalidPathError",
+    "NestedExecutionError",
+    "ProcessNotFoundError",
+    "SignalEmpty",
+    "TheusError",
+]
+
+
+class TheusError(Exception):
+    """Base class of every Theus error."""
+
+
+class ContextError(TheusError):
+    """A snapshot or read-only view was mutated, or the context was used outside its lifetime."""
+
+
+class InvalidPathError(TheusError, ValueError):
+    """A dotted path is malformed (spec/02)."""
+
+
+class InvalidContractError(TheusError, ValueError):
+    """A process contract is malformed or cannot match anything (spec/04)."""
+
+
+class ContractViolationError(TheusError, PermissionError):
+    """A process read or wrote outside its contract, or broke a zone rule (spec/03, spec/04)."""
+
+
+class ConflictError(TheusError):
+    """Optimistic concurrency lost: re-runs exhausted, or a host transaction/CAS lost (spec/05)."""
+
+
+class NestedExecutionError(TheusError, RuntimeError):
+    """The engine was called from inside one of its own running processes (spec/10)."""
+
+
+class ProcessNotFoundError(TheusError, KeyError):
+    """``execute("name")`` named a process that is not registered."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class BackendNotFoundError(TheusError, LookupError):
+    """The requested backend is not installed, or none is (spec/13)."""
+
+
+class BackendLoadError(TheusError, ImportError):
+    """A backend's entry point failed to import or is not a backend (spec/13)."""
+
+
+class SignalEmpty(TheusError, queue.Empty):
+    """``Receiver.try_recv()`` found no pending message."""

@@ -1,0 +1,207 @@
+"""The engine core: versions, the commit critical section and conflict detection (spec/05)."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import nullcontext
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from theus.contracts import Contract, ProcessSpec
+from theus.errors import ConflictError, ContextError
+from theus.paths import Path, format_path, parse_path
+from theus.protocols import EngineOptions
+from theus.signals import Signal
+from theus.zones import Zone
+
+from ._pmap import MISSING, PMap
+from ._transaction import Transaction
+from ._tree import delete_in, freeze, get_in, set_in, thaw
+from ._views import MapView, wrap
+
+__all__ = ["HISTORY", "Handle", "ReferenceEngine", "Snapshot"]
+
+HISTORY = 1024  # commits whose write sets are kept for conflict checks (spec/05: at least 1024)
+
+
+@dataclass(frozen=True)
+class Handle:
+    """A process compiled for this engine."""
+
+    spec: ProcessSpec
+    contract: Contract
+
+
+class Snapshot(Mapping[str, Any]):
+    """One immutable version of the state: a mapping of namespaces to read-only views."""
+
+    __slots__ = ("version", "root", "signal_index")
+
+    def __init__(self, version: int, root: PMap, signals: Iterable[tuple[Path, Any]]) -> None:
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "root", root)
+        object.__setattr__(self, "signal_index", dict(signals))
+
+    @property
+    def domain(self) -> MapView:
+        """The ``domain`` namespace."""
+        return self["domain"]  # type: ignore[no-any-return]
+
+    @property
+    def global_(self) -> MapView:
+        """The ``global`` namespace."""
+        return self["global"]  # type: ignore[no-any-return]
+
+    @property
+    def signals(self) -> Mapping[str, Any]:
+        """Signals committed by the commit that made this version (path → value)."""
+        return MappingProxyType({format_path(p): v for p, v in self.signal_index.items()})
+
+    def __getitem__(self, namespace: str) -> Any:
+        value = self.root.get(namespace) if isinstance(namespace, str) else MISSING
+        if value is MISSING:
+            raise KeyError(namespace)
+        return wrap(value, (namespace,), None)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"the state has no namespace {name!r}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.root.keys())
+
+    def __len__(self) -> int:
+        return len(self.root)
+
+    def get(self, path: str, default: Any = None) -> Any:  # type: ignore[override]
+        """The value at a dotted path, or ``default``."""
+        segments = parse_path(path)
+        if segments in self.signal_index:
+            return self.signal_index[segments]
+        value = get_in(self.root, segments)
+        return default if value is MISSING else wrap(value, segments, None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A deep, plain, mutable copy of the data tree."""
+        return thaw(self.root)  # type: ignore[no-any-return]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise ContextError(
+            f"cannot assign {name!r}: snapshots are immutable; write from a @process or "
+            "engine.transaction()"
+        )
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.__setattr__(name, value)
+
+    def __repr__(self) -> str:
+        return f"<Snapshot version={self.version} namespaces={self.root.keys()}>"
+
+
+def _conflict(mine: set[Path], prefixes: set[Path], theirs: Iterable[Path]) -> Path | None:
+    """A path of ``theirs`` that overlaps one of ``mine``, or None."""
+    for path in theirs:
+        if path in mine or path in prefixes:
+            return path
+        for i in range(1, len(path)):
+            if path[:i] in mine:
+                return path
+    return None
+
+
+def _minimal(paths: set[Path]) -> list[Path]:
+    """The written paths that are not below another written path."""
+    out: list[Path] = []
+    for path in sorted(paths, key=len):
+        if not any(path[: len(p)] == p for p in out):
+            out.append(path)
+    return out
+
+
+class ReferenceEngine:
+    """The reference engine core: one current snapshot, swapped under a short lock."""
+
+    def __init__(self, context: Mapping[str, Any], options: EngineOptions) -> None:
+        self.strict_guards = options.strict_guards
+        self.strict_cas = options.strict_cas
+        self.hub = options.hub
+        root = PMap()
+        for name, value in context.items():
+            root = root.set(name, freeze(value, (name,), Zone.DATA, lambda v: v))
+        self._current = Snapshot(0, root, ())
+        self._lock = threading.Lock()
+        self._history: deque[tuple[int, frozenset[Path]]] = deque(maxlen=HISTORY)
+
+    def snapshot(self) -> Snapshot:
+        """The current snapshot."""
+        return self._current
+
+    def compile(self, spec: ProcessSpec) -> Handle:
+        """Compile a process's contract for this engine."""
+        return Handle(spec, spec.contract())
+
+    def begin(self, handle: Handle | None, exclusive: bool = False) -> Transaction:
+        """A transaction on the current snapshot; ``exclusive`` holds the commit lock until
+        the transaction closes (spec/05), so nothing can commit in between."""
+        if exclusive:
+            self._lock.acquire()
+            try:
+                return Transaction(self, handle, self._current, self._lock)
+            except BaseException:
+                self._lock.release()
+                raise
+        return Transaction(self, handle, self._current)
+
+    def commit(self, tx: Transaction, strict: bool) -> Snapshot:
+        """Commit ``tx`` (spec/05): fast path, or conflict check and rebase; then publish."""
+        strict = strict or self.strict_cas
+        with nullcontext() if tx.held is not None else self._lock:
+            latest = self._current
+            if not tx.writes and not tx.signals:
+                return latest
+            root = tx.root
+            if latest.version != tx.version:
+                self._check(tx, latest, strict)
+                root = latest.root
+                for path in _minimal(tx.writes):
+                    value = get_in(tx.root, path)
+                    if value is not MISSING:
+                        root = set_in(root, path, value)
+                    elif get_in(root, path) is not MISSING:
+                        root = delete_in(root, path)
+            snap = Snapshot(latest.version + 1, root, tx.signals.items())
+            self._history.append((snap.version, frozenset(tx.writes)))
+            self._current = snap
+            for path, value in tx.signals.items():  # under the lock: commit order
+                self.hub.publish(Signal(format_path(path), value, snap.version))
+            return snap
+
+    def _check(self, tx: Transaction, latest: Snapshot, strict: bool) -> None:
+        behind = latest.version - tx.version
+        if strict:
+            raise ConflictError(
+                f"{behind} commit(s) landed since version {tx.version} (strict compare-and-swap)"
+            )
+        if behind > len(self._history):
+            raise ConflictError(
+                f"the transaction read version {tx.version}, older than the {HISTORY} commits "
+                "of history kept"
+            )
+        mine = tx.reads | tx.writes
+        prefixes = {p[:i] for p in mine for i in range(1, len(p))}
+        for version, written in reversed(self._history):
+            if version <= tx.version:
+                break
+            hit = _conflict(mine, prefixes, written)
+            if hit is not None:
+                raise ConflictError(
+                    f"version {version} changed {format_path(hit)!r}, which this transaction "
+                    f"read or wrote at version {tx.version}"
+                )

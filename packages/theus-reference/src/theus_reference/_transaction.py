@@ -1,0 +1,354 @@
+"""A transaction: a draft of the tree plus the read and write sets (spec/04, spec/05).
+
+Every guarded access of a process goes through here: the contract and zone checks, the
+recording of reads and writes, and the path-copying update of the draft.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from theus.contracts import Contract, Semantic
+from theus.errors import ContextError, ContractViolationError
+from theus.paths import Path, format_path, parse_path
+from theus.update import Update
+from theus.zones import Zone
+
+from ._pmap import MISSING, PList
+from ._tree import child, delete_in, freeze, get_in, index_of, is_node, set_in, thaw, zone_root
+from ._views import ListView, Local, _View, wrap
+
+if TYPE_CHECKING:
+    from ._engine import Handle, ReferenceEngine, Snapshot
+
+__all__ = ["Context", "Transaction"]
+
+
+class Transaction:
+    """One attempt of one process (or a host transaction when ``handle`` is None)."""
+
+    def __init__(
+        self,
+        engine: ReferenceEngine,
+        handle: Handle | None,
+        base: Snapshot,
+        held: threading.Lock | None = None,
+    ) -> None:
+        self.engine = engine
+        self.held = held  # the engine's commit lock, for an exclusive transaction
+        self.base = base
+        self.version = base.version
+        self.contract: Contract | None = handle.contract if handle is not None else None
+        self.semantic = handle.spec.semantic if handle is not None else None
+        self.root: Any = base.root  # the draft
+        self.reads: set[Path] = set()
+        self.writes: set[Path] = set()
+        self.signals: dict[Path, Any] = {}
+        self.wrote = False
+        self.open = True
+        self.ctx: Context | None = Context(self) if handle is not None else None
+
+    # -- checks ----------------------------------------------------------------------------
+    def _alive(self) -> None:
+        if not self.open:
+            raise ContextError(
+                "this context belongs to a transaction that has ended; "
+                "views cannot be used after their process returns"
+            )
+
+    def _readable(self, path: Path, zone: Zone) -> bool:
+        """Rule 1 of spec/04: True if covered; False if only navigable; raise otherwise."""
+        contract = self.contract
+        if contract is None:
+            return True
+        if zone is Zone.META and self.semantic is Semantic.PURE:
+            raise ContractViolationError(
+                f"pure process {contract.spec.name!r} may not read meta path {format_path(path)!r}"
+            )
+        if contract.can_read(path) or not self.engine.strict_guards:
+            return True
+        if contract.navigable(path):
+            return False
+        raise contract.read_violation(path)
+
+    def _check_write(self, path: Path, kind: str, value: Any = MISSING) -> Zone:
+        """Contract, semantic and zone rules for a write of ``kind`` at ``path``."""
+        self._alive()
+        if len(path) < 2:
+            if kind != "set" or path[0] not in self.base.root:
+                raise ContextError(
+                    f"namespaces are fixed when the engine is made; cannot {kind} {path[0]!r}"
+                )
+        zone, root_len = zone_root(path)
+        contract = self.contract
+        where = format_path(path)
+        if contract is not None:
+            if not contract.can_write(path):
+                raise contract.write_violation(path)
+            name = contract.spec.name
+            if self.semantic is Semantic.PURE and zone in (Zone.META, Zone.SIGNAL):
+                raise ContractViolationError(
+                    f"pure process {name!r} may not write {zone.value} path {where!r}"
+                )
+            if self.semantic is Semantic.GUIDE and zone not in (Zone.SIGNAL, Zone.META):
+                raise ContractViolationError(
+                    f"guide process {name!r} may write only signal and meta paths, not {where!r}"
+                )
+        if zone is Zone.SIGNAL and (kind != "set" or root_len != len(path)):
+            raise ContractViolationError(
+                f"cannot {kind} signal path {where!r}: signals are transient values; "
+                "assign the signal path itself"
+            )
+        if zone is Zone.HEAVY and root_len != len(path):
+            raise ContextError(
+                f"cannot write {where!r}: the heavy value at "
+                f"{format_path(path[:root_len])!r} is opaque to the engine"
+            )
+        if zone is Zone.LOG:
+            creating = (
+                kind == "set"
+                and root_len == len(path)
+                and get_in(self.root, path) is MISSING
+                and isinstance(value, list | ListView | PList)
+            )
+            if not (creating or (kind == "append" and root_len == len(path))):
+                raise ContractViolationError(
+                    f"cannot {kind} {where!r}: the log zone is append-only "
+                    f"(only append/extend on {format_path(path[:root_len])!r})"
+                )
+        return zone
+
+    # -- reads -----------------------------------------------------------------------------
+    def node(self, path: Path) -> Any:
+        """The draft's value at ``path`` (the view's container)."""
+        self._alive()
+        value = get_in(self.root, path)
+        if value is MISSING:
+            raise ContextError(f"{format_path(path)!r} no longer exists in this transaction")
+        return value
+
+    def observe(self, path: Path) -> Any:
+        """A whole-container read of ``path`` (len, iteration, ==, to_dict ...)."""
+        self._alive()
+        zone, _ = zone_root(path)
+        if not self._readable(path, zone):
+            raise self.contract.read_violation(path)  # type: ignore[union-attr]
+        self.reads.add(path)
+        return self.node(path)
+
+    def _lookup(self, path: Path, value: Any, missing: BaseException) -> Any:
+        zone, root_len = zone_root(path)
+        covered = self._readable(path, zone)
+        if zone is Zone.SIGNAL and root_len == len(path):
+            value = self.signals.get(path, self.base.signal_index.get(path, MISSING))
+        if is_node(value) and zone is not Zone.HEAVY:
+            return wrap(value, path, self)
+        if not covered:
+            raise self.contract.read_violation(path)  # type: ignore[union-attr]
+        self.reads.add(path)
+        if value is MISSING:
+            raise missing
+        return value
+
+    def read_key(self, parent: Path, key: str, attr: bool) -> Any:
+        """``view.key`` / ``view["key"]`` on the map at ``parent``."""
+        if not isinstance(key, str):
+            raise KeyError(key)
+        path = (*parent, key)
+        value = child(self.node(parent), key)
+        missing: BaseException = (
+            AttributeError(f"no key {key!r} at {format_path(parent)!r}") if attr else KeyError(key)
+        )
+        return self._lookup(path, value, missing)
+
+    def read_index(self, parent: Path, index: int) -> Any:
+        """``view[i]`` on the list at ``parent`` (``index`` >= 0)."""
+        items = self.node(parent).items
+        value = items[index] if index < len(items) else MISSING
+        missing = IndexError(f"list index out of range at {format_path(parent)!r}")
+        return self._lookup((*parent, str(index)), value, missing)
+
+    def get(self, path: str, default: Any = None) -> Any:
+        """A recorded read of a dotted path (host transactions)."""
+        self._alive()
+        segments = parse_path(path)
+        try:
+            return self._lookup(segments, get_in(self.root, segments), KeyError(path))
+        except KeyError:
+            return default
+
+    # -- writes ----------------------------------------------------------------------------
+    def _unwrap(self, value: Any) -> Any:
+        if isinstance(value, _View):
+            if value._tx is None:
+                return value._node
+            if value._tx is not self:
+                raise ContextError("a view from another transaction cannot be written here")
+            return self.observe(value._path)
+        return value
+
+    def _store(self, path: Path, zone: Zone, value: Any) -> None:
+        self.wrote = True
+        if zone is Zone.SIGNAL:
+            self.signals[path] = value
+            return
+        frozen = freeze(value, path, zone, self._unwrap)
+        self.root = set_in(self.root, path, frozen)
+        self.writes.add(path)
+
+    def write_key(self, parent: Path, key: str, value: Any) -> None:
+        """``view.key = value`` on the map at ``parent``."""
+        if not isinstance(key, str) or not key or "." in key or key in ("*", "**"):
+            raise ContextError(f"invalid key {key!r} under {format_path(parent)!r}")
+        path = (*parent, key)
+        if isinstance(value, _View) and value._tx is self and value._path == path:
+            return  # ``view.x += [...]`` assigns the mutated view back to itself
+        zone = self._check_write(path, "set", value)
+        self.node(parent)
+        self._store(path, zone, value)
+
+    def delete_key(self, parent: Path, key: str, attr: bool) -> None:
+        """``del view.key`` on the map at ``parent``."""
+        path = (*parent, key)
+        self._check_write(path, "delete")
+        if key not in self.node(parent):
+            if attr:
+                raise AttributeError(f"no key {key!r} at {format_path(parent)!r}")
+            raise KeyError(key)
+        self._delete(path)
+
+    def _delete(self, path: Path) -> None:
+        self.root = delete_in(self.root, path)
+        self.writes.add(path)
+        self.wrote = True
+
+    def mutate_list(self, path: Path, op: str, args: tuple[Any, ...]) -> Any:
+        """A list mutator on the list at ``path`` (append, extend, insert, pop, ...)."""
+        kind = "append" if op in ("append", "extend") else op
+        zone = self._check_write(path, kind)
+        items = list(self.node(path).items)
+        result = None
+        if op == "append":
+            items.append(freeze(args[0], (*path, str(len(items))), zone, self._unwrap))
+        elif op == "extend":
+            base = len(items)
+            items.extend(
+                freeze(v, (*path, str(base + i)), zone, self._unwrap) for i, v in enumerate(args[0])
+            )
+        elif op == "insert":
+            items.insert(args[0], freeze(args[1], (*path, str(args[0])), zone, self._unwrap))
+        elif op == "pop":
+            result = thaw(items.pop(args[0]))
+        elif op == "remove":
+            plain = [thaw(v) for v in items]
+            del items[plain.index(args[0])]
+        elif op == "clear":
+            items.clear()
+        elif op == "sort":
+            order = sorted(range(len(items)), key=lambda i: thaw(items[i]) if args[0] is None
+                           else args[0](wrap(items[i], path, None)), reverse=args[1])
+            items = [items[i] for i in order]
+        elif op == "reverse":
+            items.reverse()
+        elif op == "setitem":
+            items[args[0]] = freeze(args[1], (*path, str(args[0])), zone, self._unwrap)
+        elif op == "delitem":
+            del items[args[0]]
+        else:  # pragma: no cover - the views call only the ops above
+            raise ValueError(op)
+        self.root = set_in(self.root, path, PList(tuple(items)))
+        self.writes.add(path)
+        self.wrote = True
+        return result
+
+    def apply(self, update: Update) -> None:
+        """Apply explicit writes (``tx.update``, ``StateUpdate``, return mapping)."""
+        self._alive()
+        for kind, path, value in update.ops:
+            if kind == "set":
+                zone = self._check_write(path, "set", value)
+                if zone is not Zone.SIGNAL and get_in(self.root, path[:-1]) is MISSING:
+                    raise KeyError(
+                        f"cannot write {format_path(path)!r}: "
+                        f"{format_path(path[:-1])!r} does not exist"
+                    )
+                parent = get_in(self.root, path[:-1])
+                if zone is not Zone.SIGNAL and not is_node(parent):
+                    raise ContextError(
+                        f"cannot write {format_path(path)!r}: "
+                        f"{format_path(path[:-1])!r} is not a map or list"
+                    )
+                if type(parent) is PList and index_of(parent, path[-1]) is None:
+                    raise IndexError(f"list index out of range: {format_path(path)!r}")
+                self._store(path, zone, value)
+            elif kind == "delete":
+                self._check_write(path, "delete")
+                if get_in(self.root, path) is MISSING:
+                    raise KeyError(f"cannot delete {format_path(path)!r}: no such key")
+                self._delete(path)
+            else:
+                self.mutate_list(path, "append", (value,))
+
+    # -- end ---------------------------------------------------------------------------------
+    def commit(self, strict: bool = False) -> Snapshot:
+        """Commit through the engine (spec/05)."""
+        self._alive()
+        return self.engine.commit(self, strict)
+
+    def close(self) -> None:
+        """End the transaction; its views stop working; an exclusive one releases the lock."""
+        self.open = False
+        held, self.held = self.held, None
+        if held is not None:
+            held.release()
+
+
+class Context:
+    """The ``ctx`` a process receives: namespaces as guarded views, plus ``local``."""
+
+    __slots__ = ("_tx", "local")
+
+    def __init__(self, tx: Transaction) -> None:
+        object.__setattr__(self, "_tx", tx)
+        object.__setattr__(self, "local", Local())
+
+    def __getitem__(self, namespace: str) -> Any:
+        tx = self._tx
+        tx._alive()
+        path = (namespace,)
+        value = child(tx.root, namespace)
+        if value is MISSING:
+            raise KeyError(f"no namespace {namespace!r}")
+        return tx._lookup(path, value, KeyError(namespace))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"ctx has no namespace {name!r}") from None
+
+    @property
+    def domain(self) -> Any:
+        """The ``domain`` namespace."""
+        return self["domain"]
+
+    @property
+    def global_(self) -> Any:
+        """The ``global`` namespace."""
+        return self["global"]
+
+    @property
+    def version(self) -> int:
+        """The base version of this transaction."""
+        return self._tx.version
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        name = "global" if name == "global_" else name
+        self._tx.write_key((), name, value)
+
+    def __repr__(self) -> str:
+        return f"<ctx version={self._tx.version}>"
+

@@ -50,9 +50,10 @@ class _View:
         """The node, observed as a whole (a recorded read of this path in a transaction)."""
         return self._node if self._tx is None else self._tx.observe(self._path)
 
-    def _write(self, what: str) -> Transaction:
+    def _write(self, what: str, key: Any = None) -> Transaction:
         if self._tx is None:
-            raise _read_only(self._path, what)
+            path = self._path if key is None else (*self._path, str(key))
+            raise _read_only(path, what)
         return self._tx
 
     def __reduce__(self) -> Any:
@@ -137,16 +138,16 @@ class MapView(_View, Mapping[str, Any]):
 
     # -- writes ----------------------------------------------------------------------------
     def __setattr__(self, key: str, value: Any) -> None:
-        self._write("assign").write_key(self._path, key, value)
+        self._write("assign", key).write_key(self._path, key, value)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._write("assign").write_key(self._path, key, value)
+        self._write("assign", key).write_key(self._path, key, value)
 
     def __delattr__(self, key: str) -> None:
-        self._write("delete from").delete_key(self._path, key, True)
+        self._write("delete", key).delete_key(self._path, key, True)
 
     def __delitem__(self, key: str) -> None:
-        self._write("delete from").delete_key(self._path, key, False)
+        self._write("delete", key).delete_key(self._path, key, False)
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Write every pair of ``other`` and ``kwargs``."""

@@ -28,3 +28,12 @@ class SignalHub(abc.ABC):  # noqa: B024 - an ABC used for virtual subclassing on
         from ._discovery import select_backend
 
         return select_backend(backend).create_hub()
+
+
+def _register_local_hub() -> None:
+    from .hub import LocalHub
+
+    SignalHub.register(LocalHub)
+
+
+_register_local_hub()

@@ -9,13 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from theus.hub import LocalHub
 from theus.protocols import EngineOptions
-from theus.signals import SignalHub
 
 from ._engine import ReferenceEngine, Snapshot
-from ._hub import Hub, Receiver
 
-__all__ = ["Hub", "Receiver", "ReferenceBackend", "ReferenceEngine", "Snapshot", "backend"]
+__all__ = ["ReferenceBackend", "ReferenceEngine", "Snapshot", "backend"]
 __version__ = "0.1.0"
 
 
@@ -27,9 +26,9 @@ class ReferenceBackend:
     version = __version__
     capabilities = frozenset({"threads", "async"})
 
-    def create_hub(self) -> Hub:
-        """A new hub."""
-        return Hub()
+    def create_hub(self) -> LocalHub:
+        """A new hub (the backend-independent pure-Python one)."""
+        return LocalHub()
 
     def create_engine(self, context: Mapping[str, Any], options: EngineOptions) -> ReferenceEngine:
         """A new engine core with ``context`` as version 0."""
@@ -39,5 +38,4 @@ class ReferenceBackend:
         return f"<theus backend {self.name!r} {self.version}>"
 
 
-SignalHub.register(Hub)
 backend = ReferenceBackend()

@@ -1,4 +1,8 @@
-"""The reference SignalHub: unbounded per-receiver queues, nothing lost (spec/08)."""
+"""``LocalHub``: a pure-Python SignalHub with unbounded per-receiver queues (spec/08).
+
+Backend-independent: any backend may return it from ``create_hub`` (the reference backend
+does). Nothing published to a live receiver is ever lost.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,9 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from theus.errors import ContextError, SignalEmpty
+from .errors import ContextError, SignalEmpty
 
-__all__ = ["Hub", "Receiver"]
+__all__ = ["LocalHub", "LocalReceiver"]
 
 
 def _wake(future: asyncio.Future[None]) -> None:
@@ -19,10 +23,10 @@ def _wake(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-class Receiver:
+class LocalReceiver:
     """One subscription: every message published after it was made, in order."""
 
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: LocalHub) -> None:
         self._hub = hub
         self._queue: deque[Any] = deque()
         self._cond = threading.Condition()
@@ -81,6 +85,7 @@ class Receiver:
             loop.call_soon_threadsafe(_wake, future)
 
     def __iter__(self) -> Iterator[Any]:
+        """Messages until the receiver is closed and drained."""
         while True:
             try:
                 yield self.recv()
@@ -91,12 +96,12 @@ class Receiver:
         return len(self._queue)
 
 
-class Hub:
+class LocalHub:
     """A broadcast channel carrying any Python object."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._receivers: tuple[Receiver, ...] = ()
+        self._receivers: tuple[LocalReceiver, ...] = ()
 
     def publish(self, message: Any) -> int:
         """Send ``message`` to every receiver; return how many were reached."""
@@ -105,13 +110,13 @@ class Hub:
             receiver._push(message)
         return len(receivers)
 
-    def subscribe(self) -> Receiver:
+    def subscribe(self) -> LocalReceiver:
         """A new receiver."""
-        receiver = Receiver(self)
+        receiver = LocalReceiver(self)
         with self._lock:
             self._receivers = (*self._receivers, receiver)
         return receiver
 
-    def _remove(self, receiver: Receiver) -> None:
+    def _remove(self, receiver: LocalReceiver) -> None:
         with self._lock:
             self._receivers = tuple(r for r in self._receivers if r is not receiver)

@@ -7,6 +7,7 @@ recording of reads and writes, and the path-copying update of the draft.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from theus.contracts import Contract, Semantic
@@ -17,7 +18,7 @@ from theus.zones import Zone
 
 from ._pmap import MISSING, PList
 from ._tree import child, delete_in, freeze, get_in, index_of, is_node, set_in, thaw, zone_root
-from ._views import ListView, Local, _View, wrap
+from ._views import ListView, Local, MapView, _View, wrap
 
 if TYPE_CHECKING:
     from ._engine import Handle, ReferenceEngine, Snapshot
@@ -80,6 +81,10 @@ class Transaction:
                 raise ContextError(
                     f"namespaces are fixed when the engine is made; cannot {kind} {path[0]!r}"
                 )
+            if not isinstance(value, Mapping | MapView):
+                raise TypeError(
+                    f"namespace {path[0]!r} must be assigned a mapping, not {type(value).__name__}"
+                )
         zone, root_len = zone_root(path)
         contract = self.contract
         where = format_path(path)
@@ -141,7 +146,13 @@ class Transaction:
         zone, root_len = zone_root(path)
         covered = self._readable(path, zone)
         if zone is Zone.SIGNAL and root_len == len(path):
+            # own writes first, then the base snapshot's; never recorded (spec/03)
             value = self.signals.get(path, self.base.signal_index.get(path, MISSING))
+            if not covered:
+                raise self.contract.read_violation(path)  # type: ignore[union-attr]
+            if value is MISSING:
+                raise missing
+            return value
         if is_node(value) and zone is not Zone.HEAVY:
             return wrap(value, path, self)
         if not covered:
@@ -223,11 +234,26 @@ class Transaction:
         self.writes.add(path)
         self.wrote = True
 
+    def set_item(self, path: Path, index: int, value: Any) -> None:
+        """``lst[i] = value``: a write of the item's path (spec/04)."""
+        items = self.node(path).items
+        if index < 0:
+            index += len(items)
+        if not 0 <= index < len(items):
+            raise IndexError(f"list assignment index out of range at {format_path(path)!r}")
+        item = (*path, str(index))
+        self._store(item, self._check_write(item, "set", value), value)
+
     def mutate_list(self, path: Path, op: str, args: tuple[Any, ...]) -> Any:
         """A list mutator on the list at ``path`` (append, extend, insert, pop, ...)."""
         kind = "append" if op in ("append", "extend") else op
         zone = self._check_write(path, kind)
-        items = list(self.node(path).items)
+        current = get_in(self.root, path)
+        if current is MISSING:
+            raise KeyError(f"cannot {op} {format_path(path)!r}: no such list")
+        if type(current) is not PList:
+            raise TypeError(f"cannot {op} {format_path(path)!r}: it is not a list")
+        items = list(current.items)
         result = None
         if op == "append":
             items.append(freeze(args[0], (*path, str(len(items))), zone, self._unwrap))
@@ -251,8 +277,6 @@ class Transaction:
             items = [items[i] for i in order]
         elif op == "reverse":
             items.reverse()
-        elif op == "setitem":
-            items[args[0]] = freeze(args[1], (*path, str(args[0])), zone, self._unwrap)
         elif op == "delitem":
             del items[args[0]]
         else:  # pragma: no cover - the views call only the ops above

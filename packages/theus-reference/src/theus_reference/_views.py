@@ -299,7 +299,9 @@ class ListView(_View, Sequence[Any]):
         self._mutate("reverse")
 
     def __setitem__(self, index: int, value: Any) -> None:
-        self._mutate("setitem", index, value)
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise TypeError(f"list indices must be integers, not {type(index).__name__}")
+        self._write("assign", index).set_item(self._path, index, value)
 
     def __delitem__(self, index: int) -> None:
         self._mutate("delitem", index)

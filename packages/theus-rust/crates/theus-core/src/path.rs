@@ -98,10 +98,18 @@ impl Path {
 
     /// The child path, for a key already known to be valid (a key of a map in the tree).
     pub(crate) fn child_unchecked(&self, key: Arc<str>) -> Path {
-        let mut segments = Vec::with_capacity(self.0.len() + 1);
-        segments.extend(self.0.iter().cloned());
-        segments.push(key);
+        // Exact-size iterator: one allocation.
+        Path(self.0.iter().cloned().chain(std::iter::once(key)).collect())
+    }
+
+    /// A path from segments known to be valid (taken from other paths or from map keys).
+    pub(crate) fn from_trusted(segments: &[Arc<str>]) -> Path {
         Path(segments.into())
+    }
+
+    /// Whether both handles share the same segments (O(1)).
+    pub(crate) fn ptr_eq(&self, other: &Path) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 
     /// The path without its last segment (`None` for the root).

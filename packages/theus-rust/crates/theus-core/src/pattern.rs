@@ -34,9 +34,11 @@ fn is_identifier(s: &str) -> bool {
 fn segment_problem(segment: &str) -> Option<String> {
     if segment.is_empty() {
         Some("empty segment".to_owned())
-    } else if segment == "*" || segment == "**" || is_identifier(segment) {
-        None
-    } else if parse_index(segment).is_some() {
+    } else if segment == "*"
+        || segment == "**"
+        || is_identifier(segment)
+        || parse_index(segment).is_some()
+    {
         None
     } else {
         Some(format!(
@@ -65,7 +67,7 @@ impl Pattern {
             segments.push(match segment {
                 "*" | "**" if i == 0 => {
                     return Err(bad(
-                        "the first segment must name a namespace, not a wildcard".to_owned()
+                        "the first segment must name a namespace, not a wildcard".to_owned(),
                     ))
                 }
                 "*" => PatternSegment::Star,

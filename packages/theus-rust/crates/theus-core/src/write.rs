@@ -1,0 +1,342 @@
+//! Guarded writes of a [`Transaction`] (`spec/04` guarded writes, `03` zones, `07` deletes).
+//!
+//! Every operation checks, in this order: the contract (`outputs`), the semantic, the zone
+//! rules, then the draft (missing keys, kinds, indices). Only then does it change the draft
+//! and record the written path; a refused operation changes nothing.
+
+use crate::error::{Error, Result};
+use crate::path::{parse_index, Path};
+use crate::transaction::Transaction;
+use crate::tree::{self, ContainerMut, ContainerRef};
+use crate::value::{PList, Value};
+use crate::zone::{zone_position, Zone};
+
+/// The kinds of write, for the zone rules and messages.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Op {
+    Set,
+    Delete,
+    Append,
+    Extend,
+    Insert,
+    Pop,
+    Clear,
+}
+
+impl Op {
+    fn verb(self) -> &'static str {
+        match self {
+            Op::Set => "assign",
+            Op::Delete => "delete",
+            Op::Append => "append to",
+            Op::Extend => "extend",
+            Op::Insert => "insert into",
+            Op::Pop => "pop from",
+            Op::Clear => "clear",
+        }
+    }
+}
+
+impl<L: Clone + Send + Sync + 'static> Transaction<L> {
+    /// Assign `value` at `path` (`view.k = v`, `view[k] = v`, `lst[i] = v`, `data=`; also the
+    /// whole-list replacement after `sort`/`reverse`). The parent must exist; nothing is created
+    /// implicitly. A signal path stores a leaf in the transaction's signals instead of the tree.
+    ///
+    /// Map keys inside `value` are not re-validated here: the code that builds values from
+    /// host objects checks them ([`Value::validate_keys`]).
+    pub fn set(&mut self, path: &Path, value: Value<L>) -> Result<()> {
+        let zone = self.check_write(path, Op::Set)?;
+        if zone == Zone::Signal {
+            let Value::Leaf(leaf) = value else {
+                return Err(Error::Context {
+                    path: path.clone(),
+                    detail: "a signal value is stored as given: pass it as a leaf".into(),
+                });
+            };
+            self.put_signal(path, leaf);
+            return Ok(());
+        }
+        if path.len() == 1 && !matches!(value, Value::Map(_)) {
+            return Err(Error::Type {
+                detail: format!(
+                    "namespace '{path}' must be a mapping, not a {}",
+                    value.kind()
+                ),
+            });
+        }
+        let key = path.last().expect("checked: not the root");
+        let existing = match tree::parent(&self.draft, path)? {
+            ContainerRef::Map(m) => m.get(key).is_some(),
+            ContainerRef::List(l) => {
+                self.list_index(path, l, key)?;
+                true
+            }
+        };
+        if zone == Zone::Log && existing {
+            return Err(self.zone_violation(path, Zone::Log, Op::Set));
+        }
+        if zone == Zone::Log && !matches!(value, Value::List(_)) {
+            return Err(Error::ContractViolation {
+                path: path.clone(),
+                detail: format!(
+                    "'{path}' is in the log zone: it is created with a list, then only appended to"
+                ),
+            });
+        }
+        match tree::parent_mut(&mut self.draft, path.segments()) {
+            ContainerMut::Map(m) => {
+                m.insert(key.clone(), value);
+            }
+            ContainerMut::List(l) => {
+                l.set(parse_index(key).expect("checked"), value);
+            }
+        }
+        self.record_write(path.clone());
+        Ok(())
+    }
+
+    /// Delete the key or list item at `path` (`del`, `pop(k)`, `delete=`); returns the removed
+    /// value. A list item's removal shifts the others, so it needs (and records) the list's
+    /// path. Missing → [`Error::KeyMissing`] / [`Error::IndexOutOfRange`].
+    pub fn delete(&mut self, path: &Path) -> Result<Value<L>> {
+        self.check_write(path, Op::Delete)?;
+        if path.len() == 1 && matches!(&**path.last().expect("not root"), "domain" | "global") {
+            return Err(Error::Context {
+                path: path.clone(),
+                detail: "the namespaces 'domain' and 'global' always exist and cannot be deleted"
+                    .into(),
+            });
+        }
+        let key = path.last().expect("checked: not the root");
+        let index = match tree::parent(&self.draft, path)? {
+            ContainerRef::Map(m) => {
+                if !m.contains_key(key) {
+                    return Err(Error::KeyMissing { path: path.clone() });
+                }
+                None
+            }
+            ContainerRef::List(l) => {
+                let index = self.list_index(path, l, key)?;
+                let list_path = path.parent().expect("a list item has a parent");
+                self.check_write(&list_path, Op::Pop)?;
+                Some((index, list_path))
+            }
+        };
+        let removed = match (tree::parent_mut(&mut self.draft, path.segments()), &index) {
+            (ContainerMut::Map(m), _) => m.remove(key).expect("checked"),
+            (ContainerMut::List(l), Some((i, _))) => l.remove(*i),
+            (ContainerMut::List(_), None) => unreachable!("kind checked above"),
+        };
+        self.record_write(index.map_or_else(|| path.clone(), |(_, list_path)| list_path));
+        Ok(removed)
+    }
+
+    /// Append one item to the list at `path`.
+    pub fn append(&mut self, path: &Path, value: Value<L>) -> Result<()> {
+        self.with_list(path, Op::Append, |l| l.push(value))
+    }
+
+    /// Append items to the list at `path` (`extend`, `+=`).
+    pub fn extend<I: IntoIterator<Item = Value<L>>>(
+        &mut self,
+        path: &Path,
+        values: I,
+    ) -> Result<()> {
+        self.with_list(path, Op::Extend, |l| l.extend(values))
+    }
+
+    /// Insert an item before `index` in the list at `path`; `index` may equal the length.
+    /// (Python's clamping and negative indices are the caller's business.)
+    pub fn insert(&mut self, path: &Path, index: usize, value: Value<L>) -> Result<()> {
+        self.check_list(path, Op::Insert, |len| index <= len)?;
+        self.with_list(path, Op::Insert, |l| l.insert(index, value))
+    }
+
+    /// Remove and return the item at `index` of the list at `path` (`pop`, `remove`, `del l[i]`).
+    pub fn pop(&mut self, path: &Path, index: usize) -> Result<Value<L>> {
+        self.check_list(path, Op::Pop, |len| index < len)?;
+        let mut removed = None;
+        self.with_list(path, Op::Pop, |l| removed = Some(l.remove(index)))?;
+        Ok(removed.expect("removed above"))
+    }
+
+    /// Empty the map or list at `path` (`clear()`).
+    pub fn clear(&mut self, path: &Path) -> Result<()> {
+        self.check_write(path, Op::Clear)?;
+        let empty = match self.target(path)? {
+            Value::Map(_) => Value::empty_map(),
+            Value::List(_) => Value::empty_list(),
+            Value::Leaf(_) => return Err(not_a_container(path, "clear", "a map or list")),
+        };
+        self.replace(path, empty);
+        Ok(())
+    }
+
+    /// Checks shared by every write: contract, semantic, heavy and zone rules. Returns the zone.
+    fn check_write(&self, path: &Path, op: Op) -> Result<Zone> {
+        if path.is_root() {
+            return Err(Error::Context {
+                path: path.clone(),
+                detail: "the root of the tree cannot be written; write a namespace or a key".into(),
+            });
+        }
+        let contract = &self.contract;
+        if !contract.writable(contract.cursor_at(path.segments())) {
+            return Err(Error::ContractViolation {
+                path: path.clone(),
+                detail: format!(
+                    "process '{}' may not {} '{path}': it is not covered by its outputs {}; \
+                     declare it in outputs",
+                    contract.name(),
+                    op.verb(),
+                    contract.describe_outputs()
+                ),
+            });
+        }
+        let decided = zone_position(path.segments());
+        let zone = decided.map_or(Zone::Data, |(_, z)| z);
+        let semantic = contract.semantic();
+        if !semantic.may_write(zone) {
+            let rule = match semantic {
+                crate::Semantic::Guide => "a guide process may write only signal and meta paths",
+                _ => "a pure process may not write meta or signal paths",
+            };
+            return Err(Error::ContractViolation {
+                path: path.clone(),
+                detail: format!(
+                    "process '{}' may not {} {zone} path '{path}': {rule}",
+                    contract.name(),
+                    op.verb()
+                ),
+            });
+        }
+        if let Some((at, Zone::Heavy)) = decided {
+            if at + 1 < path.len() {
+                return Err(Error::Context {
+                    path: path.clone(),
+                    detail: format!(
+                        "'{}' is a heavy value, an opaque leaf: paths below it address nothing; \
+                         write the heavy value as a whole",
+                        path.prefix(at + 1)
+                    ),
+                });
+            }
+        }
+        let allowed = match zone {
+            Zone::Signal => op == Op::Set,
+            Zone::Log => matches!(op, Op::Set | Op::Append | Op::Extend), // Set: only to create
+            _ => true,
+        };
+        if !allowed {
+            return Err(self.zone_violation(path, zone, op));
+        }
+        Ok(zone)
+    }
+
+    fn zone_violation(&self, path: &Path, zone: Zone, op: Op) -> Error {
+        let rule = match zone {
+            Zone::Signal => "signals are transient values: they can only be assigned",
+            _ => "the log zone is append-only: a log is created with a list, then only append and extend are allowed",
+        };
+        Error::ContractViolation {
+            path: path.clone(),
+            detail: format!("cannot {} '{path}' in the {zone} zone: {rule}", op.verb()),
+        }
+    }
+
+    /// The index a list-item key denotes, checked against the list's length.
+    fn list_index(&self, path: &Path, list: &PList<L>, key: &str) -> Result<usize> {
+        let index = parse_index(key).ok_or_else(|| Error::NotAContainer {
+            path: path.clone(),
+            detail: "a list is indexed by decimal segments without sign or leading zeros".into(),
+        })?;
+        if index >= list.len() {
+            return Err(Error::IndexOutOfRange {
+                path: path.clone(),
+                len: list.len(),
+            });
+        }
+        Ok(index)
+    }
+
+    /// The current draft value at `path` (for writes: the errors of a write path).
+    fn target(&self, path: &Path) -> Result<&Value<L>> {
+        let key = path.last().expect("checked: not the root");
+        match tree::parent(&self.draft, path)? {
+            ContainerRef::Map(m) => m
+                .get(key)
+                .ok_or_else(|| Error::KeyMissing { path: path.clone() }),
+            ContainerRef::List(l) => {
+                let index = self.list_index(path, l, key)?;
+                Ok(l.get(index).expect("checked"))
+            }
+        }
+    }
+
+    /// Check that `path` holds a list whose length satisfies `ok` (else index out of range).
+    fn check_list(&self, path: &Path, op: Op, ok: impl Fn(usize) -> bool) -> Result<()> {
+        self.check_write(path, op)?;
+        match self.target(path)? {
+            Value::List(l) if ok(l.len()) => Ok(()),
+            Value::List(l) => Err(Error::IndexOutOfRange {
+                path: path.clone(),
+                len: l.len(),
+            }),
+            _ => Err(not_a_container(path, op.verb(), "a list")),
+        }
+    }
+
+    /// Run a mutation on the list at `path` after the checks, and record the list as written.
+    fn with_list(&mut self, path: &Path, op: Op, mutate: impl FnOnce(&mut PList<L>)) -> Result<()> {
+        self.check_write(path, op)?;
+        if !matches!(self.target(path)?, Value::List(_)) {
+            return Err(not_a_container(path, op.verb(), "a list"));
+        }
+        let key = path.last().expect("checked: not the root");
+        let slot = match tree::parent_mut(&mut self.draft, path.segments()) {
+            ContainerMut::Map(m) => m.get_mut(key),
+            ContainerMut::List(l) => l.get_mut(parse_index(key).expect("checked")),
+        };
+        match slot {
+            Some(Value::List(l)) => mutate(l),
+            _ => unreachable!("checked above"),
+        }
+        self.record_write(path.clone());
+        Ok(())
+    }
+
+    /// Replace the value at an existing, checked `path`.
+    fn replace(&mut self, path: &Path, value: Value<L>) {
+        let key = path.last().expect("checked: not the root");
+        match tree::parent_mut(&mut self.draft, path.segments()) {
+            ContainerMut::Map(m) => {
+                m.insert(key.clone(), value);
+            }
+            ContainerMut::List(l) => {
+                l.set(parse_index(key).expect("checked"), value);
+            }
+        }
+        self.record_write(path.clone());
+    }
+
+    fn put_signal(&mut self, path: &Path, value: L) {
+        match self.signals.iter_mut().find(|(p, _)| p == path) {
+            Some(slot) => slot.1 = value,
+            None => self.signals.push((path.clone(), value)),
+        }
+        self.wrote = true;
+    }
+
+    fn record_write(&mut self, path: Path) {
+        self.writes.push(path);
+        self.wrote = true;
+        self.generation += 1;
+    }
+}
+
+fn not_a_container(path: &Path, verb: &str, needed: &str) -> Error {
+    Error::NotAContainer {
+        path: path.clone(),
+        detail: format!("cannot {verb} it: it is not {needed}"),
+    }
+}

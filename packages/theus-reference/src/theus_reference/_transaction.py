@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from theus.contracts import Contract, Semantic
 from theus.errors import ContextError, ContractViolationError
+from theus.local import Local
 from theus.paths import Path, format_path, parse_path
 from theus.update import Update
 from theus.zones import Zone
 
 from ._pmap import MISSING, PList
 from ._tree import child, delete_in, freeze, get_in, index_of, is_node, set_in, thaw, zone_root
-from ._views import ListView, Local, MapView, _View, wrap
+from ._views import ListView, MapView, _View, wrap
 
 if TYPE_CHECKING:
     from ._engine import Handle, ReferenceEngine, Snapshot

@@ -19,7 +19,7 @@ from ._tree import thaw
 if TYPE_CHECKING:
     from ._transaction import Transaction
 
-__all__ = ["Local", "ListView", "MapView", "wrap"]
+__all__ = ["ListView", "MapView", "wrap"]
 
 
 def wrap(value: Any, path: Path, tx: Transaction | None) -> Any:
@@ -305,29 +305,3 @@ class ListView(_View, Sequence[Any]):
 
     def __delitem__(self, index: int) -> None:
         self._mutate("delitem", index)
-
-
-class Local:
-    """``ctx.local``: scratch for one attempt of one call (spec/09)."""
-
-    def __getitem__(self, key: str) -> Any:
-        try:
-            return self.__dict__[key]
-        except KeyError:
-            raise KeyError(key) from None
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        self.__dict__[key] = value
-
-    def __delitem__(self, key: str) -> None:
-        del self.__dict__[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.__dict__
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value at ``key`` or ``default``."""
-        return self.__dict__.get(key, default)
-
-    def __repr__(self) -> str:
-        return f"Local({self.__dict__!r})"

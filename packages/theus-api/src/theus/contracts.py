@@ -44,10 +44,14 @@ class ProcessSpec:
 
 
 def _patterns(value: object, where: str) -> tuple[Pattern, ...]:
-    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+    if isinstance(value, str | bytes):
         raise InvalidContractError(
+            f"{where} must be a list of pattern strings, not the single {type(value).__name__} "
+            f"{value!r} (did you mean [{value!r}]?)"
+        )
+    if not isinstance(value, Iterable):
+        raise TypeError(
             f"{where} must be a list of pattern strings, not {type(value).__name__} {value!r}"
-            + (f" (did you mean [{value!r}]?)" if isinstance(value, str) else "")
         )
     return tuple(parse_pattern(p, where=where) for p in value)
 
@@ -67,6 +71,10 @@ def _make_spec(
     label = name if name is not None else getattr(fn, "__name__", repr(fn))
     if not isinstance(label, str) or not label:
         raise TypeError(f"process name must be a non-empty str, not {label!r}")
+    if not isinstance(semantic, str):
+        raise TypeError(
+            f"process {label!r}: semantic must be a str or Semantic, not {type(semantic).__name__}"
+        )
     try:
         sem = Semantic(semantic)
     except ValueError:
@@ -74,7 +82,9 @@ def _make_spec(
             f"process {label!r}: semantic must be one of 'pure', 'effect', 'guide', "
             f"not {semantic!r}"
         ) from None
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+    if isinstance(retries, bool) or not isinstance(retries, int):
+        raise TypeError(f"process {label!r}: retries must be an int, not {retries!r}")
+    if retries < 0:
         raise InvalidContractError(
             f"process {label!r}: retries must be an int >= 0, not {retries!r}"
         )

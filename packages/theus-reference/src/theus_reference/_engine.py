@@ -58,7 +58,9 @@ class Snapshot(Mapping[str, Any]):
     @property
     def signals(self) -> Mapping[str, Any]:
         """Signals committed by the commit that made this version (path → value)."""
-        return MappingProxyType({format_path(p): v for p, v in self.signal_index.items()})
+        return MappingProxyType(
+            {format_path(p): wrap(v, p, None) for p, v in self.signal_index.items()}
+        )
 
     def __getitem__(self, namespace: str) -> Any:
         value = self.root.get(namespace) if isinstance(namespace, str) else MISSING
@@ -84,7 +86,7 @@ class Snapshot(Mapping[str, Any]):
         """The value at a dotted path, or ``default``."""
         segments = parse_path(path)
         if segments in self.signal_index:
-            return self.signal_index[segments]
+            return wrap(self.signal_index[segments], segments, None)
         value = get_in(self.root, segments)
         return default if value is MISSING else wrap(value, segments, None)
 
@@ -100,6 +102,12 @@ class Snapshot(Mapping[str, Any]):
 
     def __setitem__(self, name: str, value: Any) -> None:
         self.__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        self.__setattr__(name, None)
+
+    def __delitem__(self, name: str) -> None:
+        self.__setattr__(name, None)
 
     def __repr__(self) -> str:
         return f"<Snapshot version={self.version} namespaces={self.root.keys()}>"
@@ -180,7 +188,7 @@ class ReferenceEngine:
             self._history.append((snap.version, frozenset(tx.writes)))
             self._current = snap
             for path, value in tx.signals.items():  # under the lock: commit order
-                self.hub.publish(Signal(format_path(path), value, snap.version))
+                self.hub.publish(Signal(format_path(path), wrap(value, path, None), snap.version))
             return snap
 
     def _check(self, tx: Transaction, latest: Snapshot, strict: bool) -> None:

@@ -153,7 +153,7 @@ class Transaction:
                 raise self.contract.read_violation(path)  # type: ignore[union-attr]
             if value is MISSING:
                 raise missing
-            return value
+            return wrap(value, path, None)  # frozen: a read-only view for containers
         if is_node(value) and zone is not Zone.HEAVY:
             return wrap(value, path, self)
         if not covered:
@@ -203,7 +203,7 @@ class Transaction:
     def _store(self, path: Path, zone: Zone, value: Any) -> None:
         self.wrote = True
         if zone is Zone.SIGNAL:
-            self.signals[path] = value
+            self.signals[path] = freeze(value, path, Zone.DATA, self._unwrap)
             return
         frozen = freeze(value, path, zone, self._unwrap)
         self.root = set_in(self.root, path, frozen)

@@ -1,0 +1,124 @@
+"""Differential testing: the same random operations on the backend under test and on the
+reference backend (the executable reading of the spec); states, versions, signals, return
+values and error types must be identical (like CPython's ``deccheck.py`` for ``_decimal``).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
+
+import theus
+from theus import TheusEngine
+from theus_conformance.support import drain
+from theus_conformance.tests import _ops
+
+REFERENCE = "reference"
+
+
+class Differential(RuleBasedStateMachine):
+    backend = REFERENCE  # the backend under test, replaced per run
+
+    def __init__(self):
+        super().__init__()
+        self.engines = []
+
+    @initialize()
+    def start(self):
+        context = copy.deepcopy(_ops.DIFFERENTIAL_CONTEXT)
+        self.engines = [
+            TheusEngine(context=context, backend=self.backend),
+            TheusEngine(context=context, backend=REFERENCE),
+        ]
+        self.receivers = [e.signals.subscribe() for e in self.engines]
+
+    def _both(self, op):
+        tested, reference = (_ops.run(e, op) for e in self.engines)
+        assert tested.ok == reference.ok, (
+            f"{op!r}: {self.backend} {'succeeded' if tested.ok else f'raised {tested.error}'}, "
+            f"reference {'succeeded' if reference.ok else f'raised {reference.error}'}"
+        )
+        if reference.ok:
+            assert tested.value == reference.value, (op, tested.value, reference.value)
+        else:
+            assert tested.error is reference.error, (op, tested.error, reference.error)
+
+    @rule(op=_ops.program_ops)
+    def program(self, op):
+        self._both(op)
+
+    @rule(op=_ops.update_ops)
+    def state_update(self, op):
+        self._both(op)
+
+    @rule(op=_ops.host_ops)
+    def host_transaction(self, op):
+        self._both(op)
+
+    @rule(op=_ops.inplace_ops)
+    def in_place(self, op):
+        self._both(op)
+
+    @rule(op=_ops.return_ops)
+    def returning(self, op):
+        self._both(op)
+
+    @rule(op=_ops.cas_ops)
+    def compare_and_swap(self, op):
+        self._both(op)
+
+    @invariant()
+    def same_state(self):
+        if not self.engines:
+            return
+        tested, reference = (e.state for e in self.engines)
+        assert tested.version == reference.version
+        assert tested.to_dict() == reference.to_dict()
+
+        def order(tree):  # key order is specified (spec/01)
+            return [list(ns) if isinstance(ns, dict) else ns for ns in tree.values()]
+
+        assert order(tested.to_dict()) == order(reference.to_dict())
+        assert dict(tested.signals) == dict(reference.signals)
+        assert [(m.name, _ops.plain(m.value), m.version) for m in drain(self.receivers[0])] == [
+            (m.name, _ops.plain(m.value), m.version) for m in drain(self.receivers[1])
+        ]
+
+    def teardown(self):
+        for engine in self.engines:
+            engine.close()
+
+
+def run_differential(backend, max_examples=30, steps=20):
+    machine = type("DifferentialRun", (Differential,), {"backend": backend})
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            max_examples=max_examples,
+            stateful_step_count=steps,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
+
+
+def test_backend_matches_reference(backend):
+    if backend == REFERENCE:
+        pytest.skip("the backend under test is the reference backend: nothing to compare with")
+    available = {i.name: i for i in theus.backends()}
+    if REFERENCE not in available or available[REFERENCE].error is not None:
+        pytest.skip(
+            "the reference backend is not installed (pip install theus-reference): "
+            "no differential test"
+        )
+    run_differential(backend)

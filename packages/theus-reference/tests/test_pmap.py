@@ -9,9 +9,7 @@ from hypothesis import strategies as st
 from theus_reference._pmap import MISSING, PMap
 
 keys = st.text(min_size=1, max_size=6)
-ops = st.lists(
-    st.tuples(st.sampled_from(["set", "delete"]), keys, st.integers()), max_size=300
-)
+ops = st.lists(st.tuples(st.sampled_from(["set", "delete"]), keys, st.integers()), max_size=300)
 
 
 @settings(max_examples=60, deadline=None)

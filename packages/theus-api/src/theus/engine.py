@@ -229,16 +229,20 @@ class TheusEngine:
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         with self._helpers_lock:
             self._check_open()
-            if self._loop_box[0] is None:
-                self._loop_box[0] = _Loop(f"theus-engine-{self._id}-loop")
-            return self._loop_box[0].loop
+            loop = self._loop_box[0]
+            if loop is None:
+                loop = self._loop_box[0] = _Loop(f"theus-engine-{self._id}-loop")
+            return loop.loop
 
     def _executor(self) -> Executor:
         with self._helpers_lock:
             self._check_open()
-            if self._pool_box[0] is None:
-                self._pool_box[0] = ThreadPoolExecutor(thread_name_prefix=f"theus-{self._id}")
-            return self._pool_box[0]
+            pool = self._pool_box[0]
+            if pool is None:
+                pool = self._pool_box[0] = ThreadPoolExecutor(
+                    thread_name_prefix=f"theus-{self._id}"
+                )
+            return pool
 
     # -- explicit writes -----------------------------------------------------------------
     def transaction(self) -> Transaction:

@@ -24,7 +24,7 @@ class SignalHub(abc.ABC):  # noqa: B024 - an ABC used for virtual subclassing on
     Backend hub classes are registered as virtual subclasses, so ``isinstance`` works.
     """
 
-    def __new__(cls, backend: Any = None) -> Any:  # noqa: D102
+    def __new__(cls, backend: Any = None) -> Any:
         from ._discovery import select_backend
 
         return select_backend(backend).create_hub()

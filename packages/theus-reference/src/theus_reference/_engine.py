@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from contextlib import nullcontext
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any

@@ -273,8 +273,13 @@ class Transaction:
         elif op == "clear":
             items.clear()
         elif op == "sort":
-            order = sorted(range(len(items)), key=lambda i: thaw(items[i]) if args[0] is None
-                           else args[0](wrap(items[i], path, None)), reverse=args[1])
+            order = sorted(
+                range(len(items)),
+                key=lambda i: (
+                    thaw(items[i]) if args[0] is None else args[0](wrap(items[i], path, None))
+                ),
+                reverse=args[1],
+            )
             items = [items[i] for i in order]
         elif op == "reverse":
             items.reverse()
@@ -376,4 +381,3 @@ class Context:
 
     def __repr__(self) -> str:
         return f"<ctx version={self._tx.version}>"
-

@@ -203,7 +203,9 @@ class ListView(_View, Sequence[Any]):
         if isinstance(index, slice):
             items = self._whole().items
             start, stop, step = index.indices(len(items))
-            return [wrap(items[i], (*self._path, str(i)), self._tx) for i in range(start, stop, step)]
+            return [
+                wrap(items[i], (*self._path, str(i)), self._tx) for i in range(start, stop, step)
+            ]
         if isinstance(index, bool) or not isinstance(index, int):
             raise TypeError(f"list indices must be integers, not {type(index).__name__}")
         if index < 0:

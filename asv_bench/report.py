@@ -1,0 +1,128 @@
+"""Print the medians of one asv run as a table, with the derived numbers of REQUIREMENTS §5.
+
+    python report.py [--commit HASH] [--results DIR]
+
+Reads asv's results JSON (results/<machine>/<hash8>-<env>.json; the newest file for the
+commit, or the newest file at all). Every median is also given as a multiple of
+`Baseline.time_dict_copy_set_one` from the same file. Derived rows: the cost of one guarded
+read ((reads_1000 − reads_0) / 1000, see benchmarks/bench_engine.py) and the 100 000-key /
+10-key commit ratio, each next to its target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+BASELINE = "bench_engine.Baseline.time_dict_copy_set_one"
+# (benchmark, backend) -> target in seconds, from REQUIREMENTS §5.
+TARGETS = {
+    ("bench_engine.Execute.time_execute_read1_write1", "rust"): 5e-6,
+    ("bench_engine.Execute.time_execute_read1_write1", "reference"): 30e-6,
+}
+READ_TARGET = {"rust": 0.3e-6}
+SCALE_TARGET = 2.0
+
+
+def fmt_time(seconds: float | None) -> str:
+    if seconds is None or math.isnan(seconds):
+        return "n/a"
+    for unit, factor in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
+        if seconds >= factor:
+            return f"{seconds / factor:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def find_results(results_dir: Path, commit: str | None) -> Path:
+    pattern = f"*/{commit[:8]}-*.json" if commit else "*/*-*.json"
+    files = [p for p in results_dir.glob(pattern) if p.name != "machine.json"]
+    if not files:
+        sys.exit(f"report.py: no asv results matching {results_dir / pattern}")
+    return max(files, key=lambda p: p.stat().st_mtime)
+
+
+def load_medians(path: Path) -> dict[str, dict[tuple[str, ...], float | None]]:
+    """benchmark name -> {parameter tuple (strings, quotes stripped) -> median seconds}."""
+    data = json.loads(path.read_text())
+    columns: list[str] = data["result_columns"]
+    out: dict[str, dict[tuple[str, ...], float | None]] = {}
+    for name, row in data["results"].items():
+        fields: dict[str, Any] = dict(zip(columns, row, strict=False))
+        values = fields.get("result") or []
+        params = fields.get("params") or []
+        combos = list(itertools.product(*params)) if params else [()]
+        out[name] = {
+            tuple(str(p).strip("'\"") for p in combo): (
+                None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+            )
+            for combo, v in zip(combos, values, strict=False)
+        }
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commit", help="commit hash the results were filed under")
+    parser.add_argument("--results", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+
+    path = find_results(args.results, args.commit)
+    medians = load_medians(path)
+    base = (medians.get(BASELINE) or {}).get(())
+
+    print(f"\nasv medians from {path.relative_to(HERE)}")
+    rows = [("benchmark", "params", "median", "× baseline", "target")]
+    for name in sorted(medians):
+        for combo, value in medians[name].items():
+            ratio = "" if value is None or not base else f"{value / base:,.1f}"
+            target = TARGETS.get((name, combo[0] if combo else ""))
+            rows.append(
+                (
+                    name.removeprefix("bench_engine."),
+                    ", ".join(combo) or "-",
+                    fmt_time(value),
+                    ratio,
+                    f"≤ {fmt_time(target)}" if target else "",
+                )
+            )
+
+    reads = medians.get("bench_engine.GuardedRead.time_reads_1000", {})
+    loops = medians.get("bench_engine.GuardedRead.time_reads_0", {})
+    for (backend,), with_reads in reads.items():
+        without = loops.get((backend,))
+        per_read = None if with_reads is None or without is None else (with_reads - without) / 1000
+        target = READ_TARGET.get(backend)
+        rows.append(
+            (
+                "derived: one guarded read ctx.domain.x",
+                backend,
+                fmt_time(per_read),
+                "",
+                f"≤ {fmt_time(target)}" if target else "",
+            )
+        )
+
+    for method in ("time_execute_write_one", "time_transaction_write_one"):
+        scale = medians.get(f"bench_engine.CommitScale.{method}", {})
+        for backend in sorted({combo[0] for combo in scale}):
+            small, large = scale.get((backend, "10")), scale.get((backend, "100000"))
+            ratio = "n/a" if not small or large is None else f"×{large / small:.2f}"
+            label = f"derived: {method.removeprefix('time_')} 100000 / 10 keys"
+            rows.append((label, backend, ratio, "", f"≤ ×{SCALE_TARGET:g}"))
+
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for index, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

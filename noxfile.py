@@ -1,6 +1,6 @@
 """Build, test, lint, benchmark and demo sessions for Theus.
 
-    nox -s tests                  unit tests + conformance, every backend, every Python present
+    nox -s tests                  cargo test + clippy, unit tests, conformance on every backend
     nox -s conformance-reference  the conformance suite against the reference backend
     nox -s conformance-rust       the same against the Rust backend (built by maturin)
     nox -s lint                   ruff check, ruff format --check, mypy --strict (theus-api)
@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import nox
 from nox.command import CommandFailed
@@ -149,10 +150,12 @@ def _has_python_tests(tests_dir: Path) -> bool:
     return any(tests_dir.rglob("test_*.py")) or any(tests_dir.rglob("*_test.py"))
 
 
-def _run_collecting(session: nox.Session, failures: list[str], label: str, *args: str) -> None:
+def _run_collecting(
+    session: nox.Session, failures: list[str], label: str, *args: str, **kwargs: Any
+) -> None:
     """Run a command; record a failure instead of stopping, so every suite gets its turn."""
     try:
-        session.run(*args)
+        session.run(*args, **kwargs)
     except CommandFailed:
         failures.append(label)
 
@@ -185,7 +188,8 @@ def _run_conformance(session: nox.Session, backend: str, failures: list[str]) ->
 @nox.session(name="tests")
 @nox.parametrize("python", PYTHON_PARAMS)
 def tests(session: nox.Session) -> None:
-    """Unit tests of every package, then the conformance suite against every backend."""
+    """cargo test + clippy (base Python), unit tests of every package, then the conformance
+    suite against every backend."""
     on_base = session.python == BASE_PYTHON
     session.install(API, REFERENCE, CONFORMANCE, "pytest", "hypothesis")
     with_rust = (on_base or os.environ.get("THEUS_NOX_RUST_ALL_PYTHONS") == "1") and (
@@ -197,6 +201,8 @@ def tests(session: nox.Session) -> None:
         session.log("Rust backend: built on 3.11 only (THEUS_NOX_RUST_ALL_PYTHONS=1 for all)")
 
     failures: list[str] = []
+    if on_base and with_rust:
+        _cargo_checks(session, failures)
     package_dirs = sorted(p for p in (ROOT / "packages").iterdir() if p.is_dir())
     for package in [*package_dirs, ROOT / "conformance"]:
         if package == RUST and not with_rust:
@@ -303,6 +309,39 @@ def bench(session: nox.Session) -> None:
     session.run("python", "report.py", "--commit", commit)
 
 
+def _cargo_checks(session: nox.Session, failures: list[str]) -> None:
+    """cargo test and cargo clippy (warnings are errors) over the Rust workspace."""
+    env = {"PYO3_PYTHON": os.path.realpath(getattr(sys, "_base_executable", sys.executable))}
+    manifest = str(RUST / "Cargo.toml")
+    session.log("Rust workspace: cargo test, cargo clippy -D warnings")
+    _run_collecting(
+        session,
+        failures,
+        "cargo-test",
+        "cargo",
+        "test",
+        "--manifest-path",
+        manifest,
+        external=True,
+        env=env,
+    )
+    _run_collecting(
+        session,
+        failures,
+        "cargo-clippy",
+        "cargo",
+        "clippy",
+        "--manifest-path",
+        manifest,
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+        external=True,
+        env=env,
+    )
+
+
 @nox.session(name="rust-core", python=False)
 def rust_core(session: nox.Session) -> None:
     """cargo test and cargo clippy (warnings are errors) in packages/theus-rust."""
@@ -310,7 +349,6 @@ def rust_core(session: nox.Session) -> None:
         session.skip("packages/theus-rust/Cargo.toml does not exist yet: nothing to test")
     if shutil.which("cargo") is None:
         session.skip("cargo is not on PATH (install Rust via rustup)")
-    session.chdir(RUST)
-    env = {"PYO3_PYTHON": os.path.realpath(getattr(sys, "_base_executable", sys.executable))}
-    session.run("cargo", "test", external=True, env=env)
-    session.run("cargo", "clippy", "--all-targets", "--", "-D", "warnings", external=True, env=env)
+    failures: list[str] = []
+    _cargo_checks(session, failures)
+    _finish(session, failures)

@@ -77,11 +77,7 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
     ///
     /// # Panics
     /// If `guard` belongs to another store.
-    pub fn commit_locked(
-        self,
-        guard: &mut CommitGuard<'_, L>,
-        strict: bool,
-    ) -> Result<Committed<L>> {
+    pub fn commit_locked(self, guard: &mut CommitGuard<L>, strict: bool) -> Result<Committed<L>> {
         assert!(
             guard.store().same_as(&self.store),
             "commit_locked: the commit guard belongs to another store"
@@ -122,7 +118,7 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
         })
     }
 
-    fn check_conflicts(&self, guard: &CommitGuard<'_, L>, latest: u64) -> Result<()> {
+    fn check_conflicts(&self, guard: &CommitGuard<L>, latest: u64) -> Result<()> {
         let base = self.base.version();
         let Some(commits) = guard.history().since(base, latest) else {
             return Err(Error::Conflict {

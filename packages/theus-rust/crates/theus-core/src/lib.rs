@@ -62,4 +62,5 @@ pub use snapshot::Snapshot;
 pub use store::{CommitGuard, Store, HISTORY_CAPACITY};
 pub use transaction::{Lookup, Node, Transaction};
 pub use value::{PList, Value};
+pub use write::WriteOp;
 pub use zone::{zone_of, zone_of_key, zone_position, zone_step, Zone};

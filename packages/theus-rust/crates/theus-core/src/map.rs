@@ -1,35 +1,52 @@
-//! [`PMap`]: the persistent, insertion-ordered map of the context tree.
+//! [`PMap`]: the persistent, key-ordered map of the context tree.
 
 use std::fmt;
 use std::sync::Arc;
 
 use imbl::hashmap::Entry;
 use imbl::shared_ptr::ArcK;
-use imbl::{GenericHashMap, OrdMap};
+use imbl::{GenericHashMap, GenericOrdSet};
 
 use crate::value::Value;
 
 type Hasher = foldhash::fast::RandomState;
 
-#[derive(Clone)]
-struct Slot<L> {
-    seq: u64,
-    value: Value<L>,
-}
+/// Overwrites of existing keys kept beside the trie before they are merged into it: a small
+/// map whose values change often (a counter, a status) then never copies a path of the trie,
+/// so a commit's cost does not grow with the size of the map (spec `05`, structural sharing).
+const DELTA: usize = 8;
 
 #[derive(Clone)]
 struct Inner<L> {
-    entries: GenericHashMap<Arc<str>, Slot<L>, Hasher, ArcK>,
-    order: OrdMap<u64, Arc<str>>,
-    next: u64,
+    /// Lookups: a hash array mapped trie (one hash lookup per key).
+    entries: GenericHashMap<Arc<str>, Value<L>, Hasher, ArcK>,
+    /// Recent overwrites of keys, newer than `entries` (at most [`DELTA`]; each key once).
+    delta: Vec<(Arc<str>, Value<L>)>,
+    /// Every key, in order (spec `01`: sorted by code point, i.e. by UTF-8 bytes). Touched only
+    /// when a key is added or removed, never when a value is overwritten.
+    order: GenericOrdSet<Arc<str>, ArcK>,
+}
+
+impl<L: Clone> Inner<L> {
+    #[inline]
+    fn find_delta(&self, key: &str) -> Option<usize> {
+        self.delta.iter().position(|(k, _)| **k == *key)
+    }
+
+    fn flush(&mut self) {
+        for (k, v) in self.delta.drain(..) {
+            self.entries.insert(k, v);
+        }
+    }
 }
 
 /// A persistent map from `Arc<str>` keys to [`Value`]s.
 ///
 /// - Cloning is O(1); [`insert`](PMap::insert) and [`remove`](PMap::remove) are O(log n) and
-///   share every untouched part with the map they were cloned from (hash array mapped trie).
-/// - Iteration follows insertion order, like a Python `dict`: overwriting a key keeps its
-///   position, removing and re-inserting moves it to the end.
+///   share every untouched part with the map they were cloned from. Overwriting the value of an
+///   existing key is O(1) amortised: the newest few overwrites live beside the trie.
+/// - Iteration is in key order: sorted by Unicode code point (spec `01`), independent of
+///   hashing and of insertion order.
 /// - [`PMap::ptr_eq`] tells in O(1) whether two maps share their storage (structural sharing).
 pub struct PMap<L>(Arc<Inner<L>>);
 
@@ -50,60 +67,78 @@ impl<L: Clone> PMap<L> {
     pub fn new() -> Self {
         PMap(Arc::new(Inner {
             entries: GenericHashMap::default(),
-            order: OrdMap::new(),
-            next: 0,
+            delta: Vec::new(),
+            order: GenericOrdSet::new(),
         }))
     }
 
     /// The number of keys.
     pub fn len(&self) -> usize {
-        self.0.entries.len()
+        self.0.order.len()
     }
 
     /// Whether the map is empty.
     pub fn is_empty(&self) -> bool {
-        self.0.entries.is_empty()
+        self.0.order.is_empty()
     }
 
     /// The value at `key`.
     #[inline]
     pub fn get(&self, key: &str) -> Option<&Value<L>> {
-        self.0.entries.get(key).map(|s| &s.value)
+        self.get_key_value(key).map(|(_, v)| v)
     }
 
     /// The stored key (shared, no allocation) and value at `key`.
     #[inline]
     pub fn get_key_value(&self, key: &str) -> Option<(&Arc<str>, &Value<L>)> {
-        self.0
-            .entries
-            .get_key_value(key)
-            .map(|(k, s)| (k, &s.value))
+        let inner = &*self.0;
+        if let Some(i) = inner.find_delta(key) {
+            let (k, v) = &inner.delta[i];
+            return Some((k, v));
+        }
+        inner.entries.get_key_value(key)
     }
 
     /// Whether `key` is present.
     pub fn contains_key(&self, key: &str) -> bool {
-        self.0.entries.contains_key(key)
+        self.0.find_delta(key).is_some() || self.0.entries.contains_key(key)
     }
 
     /// A mutable reference to the value at `key`, copying shared storage along the way only.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value<L>> {
-        Arc::make_mut(&mut self.0)
-            .entries
-            .get_mut(key)
-            .map(|s| &mut s.value)
+        if let Some(i) = self.0.find_delta(key) {
+            return Some(&mut Arc::make_mut(&mut self.0).delta[i].1);
+        }
+        let (k, v) = self.0.entries.get_key_value(key)?;
+        let (k, v) = (k.clone(), v.clone());
+        let inner = Arc::make_mut(&mut self.0);
+        if inner.delta.len() >= DELTA {
+            inner.flush();
+        }
+        inner.delta.push((k, v));
+        inner.delta.last_mut().map(|(_, v)| v)
     }
 
-    /// Insert or overwrite; returns the previous value. An overwritten key keeps its position.
+    /// Insert or overwrite; returns the previous value.
     /// The key is not validated here (see [`crate::path::is_valid_key`]).
     pub fn insert(&mut self, key: Arc<str>, value: Value<L>) -> Option<Value<L>> {
         let inner = Arc::make_mut(&mut self.0);
+        if let Some(i) = inner.find_delta(&key) {
+            return Some(std::mem::replace(&mut inner.delta[i].1, value));
+        }
+        if let Some(old) = inner.entries.get(&*key) {
+            let old = old.clone();
+            if inner.delta.len() >= DELTA {
+                inner.flush();
+            }
+            inner.delta.push((key, value));
+            return Some(old);
+        }
         match inner.entries.entry(key) {
-            Entry::Occupied(mut e) => Some(std::mem::replace(&mut e.get_mut().value, value)),
+            Entry::Occupied(mut e) => Some(std::mem::replace(e.get_mut(), value)),
             Entry::Vacant(e) => {
-                let seq = inner.next;
-                inner.next += 1;
-                inner.order.insert(seq, e.key().clone());
-                e.insert(Slot { seq, value });
+                inner.order.insert(e.key().clone());
+                e.insert(value);
                 None
             }
         }
@@ -111,36 +146,46 @@ impl<L: Clone> PMap<L> {
 
     /// Remove `key`; returns its value.
     pub fn remove(&mut self, key: &str) -> Option<Value<L>> {
-        if !self.0.entries.contains_key(key) {
+        if !self.contains_key(key) {
             return None; // keep the storage shared
         }
         let inner = Arc::make_mut(&mut self.0);
-        let slot = inner.entries.remove(key)?;
-        inner.order.remove(&slot.seq);
-        Some(slot.value)
+        let newer = inner.find_delta(key).map(|i| inner.delta.remove(i).1);
+        let older = inner.entries.remove(key);
+        inner.order.remove(key);
+        newer.or(older)
     }
 
-    /// The entries in insertion order.
+    /// The entries in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &Value<L>)> + '_ {
-        self.0.order.values().map(move |k| {
-            let slot = self.0.entries.get(&**k).expect("order and entries agree");
-            (k, &slot.value)
-        })
+        self.0
+            .order
+            .iter()
+            .filter_map(move |k| self.get_key_value(k))
     }
 
-    /// The keys in insertion order.
+    /// The keys in key order.
     pub fn keys(&self) -> impl Iterator<Item = &Arc<str>> + '_ {
-        self.0.order.values()
+        self.0.order.iter()
     }
 
-    /// The values in insertion order.
+    /// The values in key order.
     pub fn values(&self) -> impl Iterator<Item = &Value<L>> + '_ {
         self.iter().map(|(_, v)| v)
     }
 
+    /// The last entry in key order.
+    pub fn last(&self) -> Option<(&Arc<str>, &Value<L>)> {
+        let key = self.0.order.get_max()?;
+        self.get_key_value(key)
+    }
+
     /// Whether the two maps share their storage (O(1); `true` implies equal contents).
     pub fn ptr_eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0) || self.0.entries.ptr_eq(&other.0.entries)
+        Arc::ptr_eq(&self.0, &other.0)
+            || (self.0.delta.is_empty()
+                && other.0.delta.is_empty()
+                && self.0.entries.ptr_eq(&other.0.entries))
     }
 }
 
@@ -182,17 +227,73 @@ mod tests {
     use super::*;
 
     #[test]
-    fn insertion_order_like_a_dict() {
+    fn key_order_by_code_point() {
         let mut m: PMap<i64> = PMap::new();
-        for k in ["b", "a", "c"] {
+        for k in ["b", "a", "c", "B", "é", "aa"] {
             m.insert(k.into(), Value::Leaf(1));
         }
         m.insert("a".into(), Value::Leaf(2));
-        assert_eq!(m.keys().map(|k| &**k).collect::<Vec<_>>(), ["b", "a", "c"]);
+        assert_eq!(
+            m.keys().map(|k| &**k).collect::<Vec<_>>(),
+            ["B", "a", "aa", "b", "c", "é"]
+        );
         m.remove("b");
         m.insert("b".into(), Value::Leaf(3));
-        assert_eq!(m.keys().map(|k| &**k).collect::<Vec<_>>(), ["a", "c", "b"]);
+        assert_eq!(
+            m.keys().map(|k| &**k).collect::<Vec<_>>(),
+            ["B", "a", "aa", "b", "c", "é"]
+        );
         assert_eq!(m.get("a"), Some(&Value::Leaf(2)));
+        assert_eq!(m.last().map(|(k, _)| &**k), Some("é"));
+        assert_eq!(m.iter().count(), 6);
+    }
+
+    #[test]
+    fn overwrite_keeps_the_order_shared() {
+        let mut a: PMap<i64> = [("x", Value::Leaf(1)), ("y", Value::Leaf(2))]
+            .into_iter()
+            .collect();
+        let b = a.clone();
+        a.insert("x".into(), Value::Leaf(5));
+        assert!(a.0.order.ptr_eq(&b.0.order));
+        assert_eq!(b.get("x"), Some(&Value::Leaf(1)));
+    }
+
+    #[test]
+    fn many_overwrites_and_removes_agree_with_a_model() {
+        let mut m: PMap<i64> = PMap::new();
+        let mut model = std::collections::BTreeMap::new();
+        let mut versions = Vec::new();
+        for step in 0..2000i64 {
+            let key = format!("k{}", (step * 7919) % 37);
+            match step % 5 {
+                0..=2 => {
+                    assert_eq!(
+                        m.insert(key.as_str().into(), Value::Leaf(step)),
+                        model.insert(key.clone(), step).map(Value::Leaf)
+                    );
+                }
+                3 => {
+                    if let Some(Value::Leaf(v)) = m.get_mut(&key) {
+                        *v += 1;
+                    }
+                    if let Some(v) = model.get_mut(&key) {
+                        *v += 1;
+                    }
+                }
+                _ => assert_eq!(m.remove(&key), model.remove(&key).map(Value::Leaf)),
+            }
+            versions.push((m.clone(), model.clone()));
+            assert_eq!(m.len(), model.len());
+        }
+        for (map, model) in versions.iter().step_by(97) {
+            let got: Vec<(String, i64)> = map
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v.as_leaf().unwrap()))
+                .collect();
+            let want: Vec<(String, i64)> = model.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            assert_eq!(got, want, "old versions keep their contents");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{ArcMutexGuard, Mutex, RawMutex};
 
 use crate::contract::Contract;
 use crate::error::{Error, Result};
@@ -25,7 +25,7 @@ pub struct Store<L>(Arc<Shared<L>>);
 
 struct Shared<L> {
     current: ArcSwap<Snapshot<L>>,
-    commits: Mutex<History>,
+    commits: Arc<Mutex<History>>,
     host: Arc<Contract>,
 }
 
@@ -51,10 +51,11 @@ impl History {
 /// [`Store::lock_commits`]; pass it to [`Transaction::commit_locked`], publish the commit's
 /// signals while still holding it (so publication follows commit order), then drop it.
 ///
-/// The guard is `Send` so the Python crate can acquire it with the GIL released.
-pub struct CommitGuard<'a, L> {
-    history: MutexGuard<'a, History>,
-    store: &'a Store<L>,
+/// The guard owns what it locks (no lifetime), so an exclusive transaction can keep it from
+/// `begin` to `close`; it is `Send` so the Python crate can acquire it with the GIL released.
+pub struct CommitGuard<L> {
+    history: ArcMutexGuard<RawMutex, History>,
+    store: Store<L>,
     // Declared after `history`: the replaced snapshot is freed after the lock is released.
     retired: Vec<Arc<Snapshot<L>>>,
 }
@@ -92,9 +93,9 @@ impl<L: Clone + Send + Sync + 'static> Store<L> {
         let snapshot = Snapshot::new(0, root, Vec::new());
         Ok(Store(Arc::new(Shared {
             current: ArcSwap::from_pointee(snapshot),
-            commits: Mutex::new(History {
+            commits: Arc::new(Mutex::new(History {
                 entries: VecDeque::with_capacity(HISTORY_CAPACITY),
-            }),
+            })),
             host: Arc::new(Contract::unrestricted()),
         })))
     }
@@ -122,19 +123,19 @@ impl<L: Clone + Send + Sync + 'static> Store<L> {
     }
 
     /// Take the commit lock (blocks while another commit is in its critical section).
-    pub fn lock_commits(&self) -> CommitGuard<'_, L> {
+    pub fn lock_commits(&self) -> CommitGuard<L> {
         CommitGuard {
-            history: self.0.commits.lock(),
-            store: self,
+            history: self.0.commits.lock_arc(),
+            store: self.clone(),
             retired: Vec::new(),
         }
     }
 
     /// Take the commit lock if it is free.
-    pub fn try_lock_commits(&self) -> Option<CommitGuard<'_, L>> {
+    pub fn try_lock_commits(&self) -> Option<CommitGuard<L>> {
         Some(CommitGuard {
-            history: self.0.commits.try_lock()?,
-            store: self,
+            history: self.0.commits.try_lock_arc()?,
+            store: self.clone(),
             retired: Vec::new(),
         })
     }
@@ -159,14 +160,14 @@ impl<L: Clone + Send + Sync + 'static> fmt::Debug for Store<L> {
     }
 }
 
-impl<L: Clone + Send + Sync + 'static> CommitGuard<'_, L> {
+impl<L: Clone + Send + Sync + 'static> CommitGuard<L> {
     /// The current snapshot (stable while the guard is held).
     pub fn current(&self) -> Arc<Snapshot<L>> {
         self.store.current()
     }
 
     pub(crate) fn store(&self) -> &Store<L> {
-        self.store
+        &self.store
     }
 
     pub(crate) fn history(&self) -> &History {

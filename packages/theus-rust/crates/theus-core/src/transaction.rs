@@ -159,6 +159,11 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
         self.reads.iter().map(Read::to_path).collect()
     }
 
+    /// The number of entries in the read set so far (duplicates included); no allocation.
+    pub fn read_count(&self) -> usize {
+        self.reads.len()
+    }
+
     /// The write set so far (may contain duplicates; signal writes excluded).
     pub fn writes(&self) -> &[Path] {
         &self.writes
@@ -219,7 +224,7 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
             if !covered && self.strict_guards {
                 return Err(self.read_violation(&path));
             }
-            return match self.base.signal(&path) {
+            return match self.signal_value(&path) {
                 Some(value) => Ok(Lookup::Leaf(value.clone())),
                 None => Err(Error::KeyMissing { path }),
             };
@@ -344,10 +349,38 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
             return Err(self.read_violation(path));
         }
         if zone == Zone::Signal {
-            return Ok(self.base.signal(path).map(|v| Value::Leaf(v.clone())));
+            return Ok(self.signal_value(path).map(|v| Value::Leaf(v.clone())));
         }
         self.record_read(path.clone());
         Ok(tree::lookup(&self.draft, path.segments()).cloned())
+    }
+
+    /// The signal at `path` as this transaction sees it: its own latest write, else the base
+    /// snapshot's (spec `03`). Not a recorded read.
+    pub fn signal_value(&self, path: &Path) -> Option<&L> {
+        self.signals
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, v)| v)
+            .or_else(|| self.base.signal(path))
+    }
+
+    /// The draft's value at `path`, without any check or recording (the caller computes a
+    /// whole-list rewrite such as `sort`, after [`Transaction::check_write`]).
+    pub fn peek(&self, path: &Path) -> Option<&Value<L>> {
+        if path.is_root() {
+            return None;
+        }
+        tree::lookup(&self.draft, path.segments())
+    }
+
+    /// A node for the child `key` of `parent` holding `value`, without a contract check or a
+    /// recorded read: for the items of a container that was just read as a whole
+    /// ([`Transaction::observe`]), whose path is therefore covered.
+    pub fn node_below(&self, parent: &Node<L>, key: Arc<str>, value: Value<L>) -> Node<L> {
+        let cursor = self.contract.child(parent.cursor, &key);
+        let zone = zone_step(parent.zone, &key);
+        self.node(parent.path.child_unchecked(key), value, cursor, zone)
     }
 
     fn record_read(&mut self, path: Path) {

@@ -11,17 +11,26 @@ use crate::tree::{self, ContainerMut, ContainerRef};
 use crate::value::{PList, Value};
 use crate::zone::{zone_position, Zone};
 
-/// The kinds of write, for the zone rules and messages.
+/// The kinds of write, for the zone rules and messages ([`Transaction::check_write`]).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Op {
+pub enum WriteOp {
+    /// Assignment (also a whole-list rewrite such as `sort`).
     Set,
+    /// Removal of a key or item.
     Delete,
+    /// `append`.
     Append,
+    /// `extend`, `+=`.
     Extend,
+    /// `insert`.
     Insert,
+    /// `pop`, `remove`, `del lst[i]`.
     Pop,
+    /// `clear`.
     Clear,
 }
+
+use WriteOp as Op;
 
 impl Op {
     fn verb(self) -> &'static str {
@@ -100,13 +109,6 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
     /// path. Missing → [`Error::KeyMissing`] / [`Error::IndexOutOfRange`].
     pub fn delete(&mut self, path: &Path) -> Result<Value<L>> {
         self.check_write(path, Op::Delete)?;
-        if path.len() == 1 && matches!(&**path.last().expect("not root"), "domain" | "global") {
-            return Err(Error::Context {
-                path: path.clone(),
-                detail: "the namespaces 'domain' and 'global' always exist and cannot be deleted"
-                    .into(),
-            });
-        }
         let key = path.last().expect("checked: not the root");
         let index = match tree::parent(&self.draft, path)? {
             ContainerRef::Map(m) => {
@@ -172,12 +174,23 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
         Ok(())
     }
 
-    /// Checks shared by every write: contract, semantic, heavy and zone rules. Returns the zone.
-    fn check_write(&self, path: &Path, op: Op) -> Result<Zone> {
+    /// Checks shared by every write, in this order: namespaces are fixed (spec `01`), the
+    /// contract, the semantic, heavy and zone rules. Returns the zone. Every write operation
+    /// runs it; it is public so that a caller can check before converting a value.
+    pub fn check_write(&self, path: &Path, op: Op) -> Result<Zone> {
         if path.is_root() {
             return Err(Error::Context {
                 path: path.clone(),
                 detail: "the root of the tree cannot be written; write a namespace or a key".into(),
+            });
+        }
+        if path.len() == 1 && (op != Op::Set || !self.draft.contains_key(&path.segments()[0])) {
+            return Err(Error::Context {
+                path: path.clone(),
+                detail: format!(
+                    "namespaces are fixed when the engine is made: cannot {} namespace '{path}'",
+                    op.verb()
+                ),
             });
         }
         let contract = &self.contract;

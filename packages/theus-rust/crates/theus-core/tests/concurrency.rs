@@ -71,5 +71,5 @@ fn store_and_transactions_are_send_and_sync() {
     check::<theus_core::Node<i64>>();
     check::<theus_core::Committed<i64>>();
     fn send<T: Send>() {}
-    send::<theus_core::CommitGuard<'static, i64>>();
+    send::<theus_core::CommitGuard<i64>>();
 }

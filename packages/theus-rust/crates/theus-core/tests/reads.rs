@@ -233,7 +233,7 @@ fn heavy_identity_is_preserved() {
 }
 
 #[test]
-fn signal_reads_see_the_base_snapshot_signals() {
+fn signal_reads_see_own_writes_then_the_base_snapshot_signals() {
     let store = store(domain());
     let mut host = store.begin_host();
     host.set(&p("domain.sig_go"), leaf(9)).unwrap();
@@ -247,10 +247,14 @@ fn signal_reads_see_the_base_snapshot_signals() {
         tx.read(&p("domain.sig_other")),
         Err(Error::KeyMissing { .. })
     ));
-    // Own signal writes are not read back (reads see the base's signals).
+    // Own signal writes are read back first (spec 03), then the base's signals.
     tx.set(&p("domain.sig_go"), leaf(10)).unwrap();
-    assert_eq!(read_leaf(&mut tx, "domain.sig_go").unwrap(), 9);
-    assert!(tx.reads().is_empty(), "signal reads never conflict");
+    assert_eq!(read_leaf(&mut tx, "domain.sig_go").unwrap(), 10);
+    assert_eq!(
+        tx.get(&p("domain.sig_go")).unwrap(),
+        Some(theus_core::Value::Leaf(10))
+    );
+    assert!(tx.reads().is_empty(), "signal reads are not recorded");
     // Not covered: a violation.
     assert!(matches!(
         tx.read(&p("domain.sig_x")),

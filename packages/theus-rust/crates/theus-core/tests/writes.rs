@@ -281,12 +281,15 @@ fn guide_semantic() {
 fn namespaces() {
     let store = store(domain());
     let mut host = store.begin_host();
+    // Namespaces are fixed (spec 01): neither created nor deleted.
     assert!(matches!(
-        host.set(&p("extra"), leaf(1)),
-        Err(Error::Type { .. })
+        host.set(&p("extra"), map(&[("a", leaf(1))])),
+        Err(Error::Context { .. })
     ));
-    host.set(&p("extra"), map(&[("a", leaf(1))])).unwrap();
-    host.delete(&p("extra")).unwrap();
+    assert!(matches!(
+        host.delete(&p("domain")),
+        Err(Error::Context { .. })
+    ));
     assert!(matches!(
         host.set(&theus_core::Path::root(), leaf(1)),
         Err(Error::Context { .. })
@@ -319,4 +322,57 @@ fn validate_keys_names_the_path() {
     assert!(Value::<i64>::empty_map()
         .validate_keys(&p("domain"))
         .is_ok());
+}
+
+#[test]
+fn namespaces_are_fixed() {
+    let store = store(map(&[("a", leaf(1))]));
+    let mut tx = store.begin_host();
+    // creating or deleting a namespace: a context error; replacing one needs a map
+    assert!(matches!(
+        tx.set(&p("extra"), map(&[])),
+        Err(Error::Context { .. })
+    ));
+    assert!(matches!(
+        tx.delete(&p("global")),
+        Err(Error::Context { .. })
+    ));
+    assert!(matches!(
+        tx.set(&p("domain"), leaf(3)),
+        Err(Error::Type { .. })
+    ));
+    tx.set(&p("domain"), map(&[("b", leaf(2))])).unwrap();
+    let snapshot = tx.commit(false).unwrap().into_snapshot();
+    assert_eq!(leaf_at(&snapshot, "domain.b"), Some(2));
+    assert_eq!(leaf_at(&snapshot, "domain.a"), None);
+}
+
+#[test]
+fn a_rewritten_signal_keeps_its_first_position() {
+    let store = store(map(&[]));
+    let mut tx = store.begin_host();
+    tx.set(&p("domain.sig_a"), leaf(1)).unwrap();
+    tx.set(&p("domain.sig_b"), leaf(2)).unwrap();
+    tx.set(&p("domain.sig_a"), leaf(3)).unwrap();
+    let committed = tx.commit(false).unwrap();
+    assert_eq!(
+        committed.signals(),
+        &[(p("domain.sig_a"), 3), (p("domain.sig_b"), 2)]
+    );
+}
+
+#[test]
+fn appending_to_a_missing_log_is_a_missing_key() {
+    let store = store(map(&[]));
+    let mut tx = store.begin_host();
+    assert!(matches!(
+        tx.append(&p("domain.log_x"), leaf(1)),
+        Err(Error::KeyMissing { .. })
+    ));
+    tx.set(&p("domain.log_x"), list(&[])).unwrap();
+    tx.append(&p("domain.log_x"), leaf(1)).unwrap();
+    assert!(matches!(
+        tx.set(&p("domain.log_x"), list(&[])),
+        Err(Error::ContractViolation { .. })
+    ));
 }

@@ -1,0 +1,262 @@
+//! `Engine` (the `EngineCore` protocol) and `Handle` (a process compiled for one engine), with
+//! the native attempt loop of `execute` (the reading of `theus._runner.run_sync`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use theus_core::{Contract, Error, PMap, Path, Semantic, Store, Zone};
+
+use crate::convert::freeze;
+use crate::errors::{conflict_error, context_error, invalid_contract, to_py, Shape};
+use crate::snapshot::Snapshot;
+use crate::tx::Tx;
+use crate::{api, Leaf};
+
+/// Re-run `k >= 2` sleeps a random time in `[0, BACKOFF_BASE * 2^(k-2)]` seconds (spec `05`).
+const BACKOFF_BASE: f64 = 0.0005;
+
+/// One engine's state store: the current snapshot, the commit lock and history, its options.
+#[pyclass(module = "theus_rust._native", frozen)]
+pub struct Engine {
+    pub(crate) store: Store<Leaf>,
+    pub(crate) strict_guards: bool,
+    pub(crate) strict_cas: bool,
+    pub(crate) hub: Py<PyAny>,
+    /// The Python object of the latest snapshot handed out, so that `engine.state` is the same
+    /// object until the next commit (spec `12`: after an error `engine.state` is the object
+    /// from before the call).
+    cache: Mutex<Option<(usize, Py<Snapshot>)>>,
+    rng: AtomicU64,
+}
+
+/// A process compiled for one engine (`compile` returns it; `begin`/`execute` take it back).
+#[pyclass(module = "theus_rust._native", frozen)]
+pub struct Handle {
+    contract: Arc<Contract>,
+    spec: Py<PyAny>,
+    func: Py<PyAny>,
+    name: String,
+    retries: u64,
+}
+
+impl Engine {
+    /// The Python object for `snapshot` (cached for the latest one).
+    pub(crate) fn snapshot_object(
+        &self,
+        py: Python<'_>,
+        snapshot: Arc<theus_core::Snapshot<Leaf>>,
+    ) -> PyResult<Py<Snapshot>> {
+        let key = Arc::as_ptr(&snapshot) as usize;
+        let mut cache = self.cache.lock();
+        if let Some((k, obj)) = cache.as_ref() {
+            if *k == key {
+                return Ok(obj.clone_ref(py));
+            }
+        }
+        let obj = Py::new(py, Snapshot { snap: snapshot })?;
+        *cache = Some((key, obj.clone_ref(py)));
+        Ok(obj)
+    }
+
+    fn jitter(&self, attempt: u64) -> f64 {
+        if attempt <= 1 {
+            return 0.0;
+        }
+        // splitmix64: a per-engine generator, no process-global state.
+        let mut z = self
+            .rng
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+            .wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
+        let shift = (attempt - 2).min(30) as i32;
+        unit * BACKOFF_BASE * 2f64.powi(shift)
+    }
+}
+
+fn texts(patterns: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    patterns
+        .try_iter()?
+        .map(|p| p?.getattr("text")?.extract::<String>())
+        .collect()
+}
+
+/// One attempt: run the function, map its return value, commit. `Ok(Err(conflict))` when the
+/// commit lost.
+fn attempt(
+    py: Python<'_>,
+    tx: &Py<Tx>,
+    handle: &Handle,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Result<Py<PyAny>, PyErr>> {
+    let ctx = Tx::ctx_of(py, tx).ok_or_else(|| context_error(py, "no ctx".into()))?;
+    let func = handle.func.bind(py);
+    let result = match kwargs {
+        Some(kw) if !kw.is_empty() => func.call((ctx,), Some(kw))?,
+        _ => func.call1((ctx,))?,
+    };
+    if !result.is_none() {
+        api(py)
+            .apply_return
+            .bind(py)
+            .call1((tx.bind(py), handle.spec.bind(py), &result))?;
+    }
+    match Tx::commit_inner(tx.bind(py), false) {
+        Ok(_) => Ok(Ok(result.unbind())),
+        Err(e) if e.is_instance(py, api(py).conflict_error.bind(py)) => Ok(Err(e)),
+        Err(e) => Err(e),
+    }
+}
+
+#[pymethods]
+impl Engine {
+    /// A new engine core holding `context` (a mapping of namespaces) as version 0.
+    #[new]
+    fn new(
+        py: Python<'_>,
+        context: &Bound<'_, PyAny>,
+        options: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let mut root = PMap::new();
+        for pair in context.call_method0("items")?.try_iter()? {
+            let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = pair?.extract()?;
+            let name = name.cast::<PyString>()?.to_str()?.to_owned();
+            let path = Path::from_segments([name.as_str()])
+                .map_err(|_| context_error(py, format!("invalid namespace name '{name}'")))?;
+            let value = freeze(py, &value, &path, Zone::Data, None)?;
+            root.insert(name.into(), value);
+        }
+        let store = Store::new(root).map_err(|e| to_py(py, e, Shape::ContextError))?;
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+            ^ (Arc::as_ptr(&store.current()) as u64);
+        Ok(Engine {
+            store,
+            strict_guards: options.getattr("strict_guards")?.extract()?,
+            strict_cas: options.getattr("strict_cas")?.extract()?,
+            hub: options.getattr("hub")?.unbind(),
+            cache: Mutex::new(None),
+            rng: AtomicU64::new(seed),
+        })
+    }
+
+    /// The current snapshot.
+    fn snapshot(&self, py: Python<'_>) -> PyResult<Py<Snapshot>> {
+        self.snapshot_object(py, self.store.current())
+    }
+
+    /// Compile a process's contract for this engine (once, at registration).
+    fn compile(&self, py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<Handle> {
+        let name: String = spec.getattr("name")?.extract()?;
+        let inputs = texts(&spec.getattr("inputs")?)?;
+        let outputs = texts(&spec.getattr("outputs")?)?;
+        let semantic_name: String = spec.getattr("semantic")?.getattr("value")?.extract()?;
+        let semantic = Semantic::parse(&semantic_name)
+            .ok_or_else(|| invalid_contract(py, format!("unknown semantic {semantic_name:?}")))?;
+        let retries: u64 = spec.getattr("retries")?.extract()?;
+        let contract =
+            Contract::compile(&name, &inputs, &outputs, semantic).map_err(|e| match e {
+                Error::InvalidContract { .. } => invalid_contract(py, e.to_string()),
+                e => to_py(py, e, Shape::ContextError),
+            })?;
+        Ok(Handle {
+            contract: Arc::new(contract),
+            spec: spec.clone().unbind(),
+            func: spec.getattr("func")?.unbind(),
+            name,
+            retries,
+        })
+    }
+
+    /// Open a transaction for a process (`handle`) or the host (`None`). `exclusive` holds the
+    /// engine's commit lock until `close` (spec `05`).
+    #[pyo3(signature = (handle = None, exclusive = false))]
+    fn begin(
+        slf: &Bound<'_, Self>,
+        handle: Option<&Bound<'_, Handle>>,
+        exclusive: bool,
+    ) -> PyResult<Py<Tx>> {
+        let contract = handle.map(|h| Arc::clone(&h.get().contract));
+        Tx::begin(slf.py(), slf, contract, exclusive)
+    }
+
+    /// Run a sync process end to end, exactly like `theus._runner.run_sync`: attempt, map the
+    /// return value, commit; on conflict re-run (the first at once, then with jittered
+    /// backoff; the last re-run exclusive), else `ConflictError`.
+    #[pyo3(signature = (handle, kwargs = None))]
+    fn execute(
+        slf: &Bound<'_, Self>,
+        handle: &Bound<'_, Handle>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let h = handle.get();
+        let mut attempts: u64 = 0;
+        loop {
+            let exclusive = attempts > 0 && attempts == h.retries;
+            let tx = Tx::begin(py, slf, Some(Arc::clone(&h.contract)), exclusive)?;
+            let outcome = attempt(py, &tx, h, kwargs);
+            tx.bind(py).borrow_mut().close_inner();
+            match outcome? {
+                Ok(result) => return Ok(result),
+                Err(conflict) => {
+                    attempts += 1;
+                    if attempts > h.retries {
+                        let error = conflict_error(
+                            py,
+                            format!(
+                                "process '{}' lost to concurrent commits {attempts} times \
+                                 (retries={}): {}",
+                                h.name,
+                                h.retries,
+                                conflict.value(py)
+                            ),
+                        );
+                        error.set_cause(py, Some(conflict));
+                        return Err(error);
+                    }
+                }
+            }
+            let delay = slf.get().jitter(attempts);
+            if delay > 0.0 {
+                py.detach(|| std::thread::sleep(Duration::from_secs_f64(delay)));
+            }
+        }
+    }
+
+    /// The current version.
+    #[getter]
+    fn version(&self) -> u64 {
+        self.store.version()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<theus_rust engine core version={}>", self.store.version())
+    }
+}
+
+#[pymethods]
+impl Handle {
+    /// The process's `ProcessSpec`.
+    #[getter]
+    fn spec(&self, py: Python<'_>) -> Py<PyAny> {
+        self.spec.clone_ref(py)
+    }
+
+    /// The process name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<theus_rust process handle {:?}>", self.name)
+    }
+}

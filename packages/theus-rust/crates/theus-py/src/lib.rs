@@ -1,0 +1,117 @@
+//! `theus_rust._native`: the PyO3 layer of the Theus Rust backend.
+//!
+//! A thin shell around `theus-core`: Python objects are the leaves of the tree ([`Leaf`]),
+//! dicts and lists are frozen into the core's persistent maps and lists ([`convert`]), and the
+//! engine, snapshots, transactions, the `ctx` object and the guarded views are Rust classes
+//! ([`engine`], [`snapshot`], [`tx`], [`views`]). `engine.execute` runs the whole attempt loop
+//! natively, exactly like `theus._runner.run_sync`.
+//!
+//! GIL rules: nothing ever blocks on the commit lock while attached to the interpreter
+//! (`try_lock`, else detach and lock), and large conflict checks and rebases run detached.
+
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyModule, PyType};
+
+mod convert;
+mod engine;
+mod errors;
+mod snapshot;
+mod tx;
+mod views;
+
+/// A leaf of the tree: a Python object, shared by an `Arc` so that cloning a value (which the
+/// core does freely, also with the GIL released) never touches a reference count in Python.
+#[derive(Clone)]
+pub struct Leaf(Arc<Py<PyAny>>);
+
+impl Leaf {
+    /// Wrap a Python object.
+    #[inline]
+    pub fn new(obj: Py<PyAny>) -> Leaf {
+        Leaf(Arc::new(obj))
+    }
+
+    /// A new strong reference to the object.
+    #[inline]
+    pub fn get(&self, py: Python<'_>) -> Py<PyAny> {
+        self.0.clone_ref(py)
+    }
+
+    /// The object, borrowed.
+    #[inline]
+    pub fn bind<'a, 'py>(&'a self, py: Python<'py>) -> &'a Bound<'py, PyAny> {
+        self.0.bind(py)
+    }
+}
+
+/// Python objects the extension needs, imported once when the module is initialised.
+pub(crate) struct Api {
+    pub theus_error: Py<PyType>,
+    pub context_error: Py<PyType>,
+    pub invalid_path_error: Py<PyType>,
+    pub invalid_contract_error: Py<PyType>,
+    pub contract_violation_error: Py<PyType>,
+    pub conflict_error: Py<PyType>,
+    pub mapping_abc: Py<PyAny>,
+    pub sequence_abc: Py<PyAny>,
+    pub mapping_proxy: Py<PyAny>,
+    pub signal: Py<PyAny>,
+    pub local: Py<PyAny>,
+    pub apply_return: Py<PyAny>,
+    pub sorted: Py<PyAny>,
+    pub frozenset: Py<PyAny>,
+}
+
+static API: PyOnceLock<Api> = PyOnceLock::new();
+
+fn load_api(py: Python<'_>) -> PyResult<Api> {
+    let errors = py.import("theus.errors")?;
+    let ty = |name: &str| -> PyResult<Py<PyType>> {
+        Ok(errors.getattr(name)?.cast_into::<PyType>()?.unbind())
+    };
+    let builtins = py.import("builtins")?;
+    Ok(Api {
+        theus_error: ty("TheusError")?,
+        context_error: ty("ContextError")?,
+        invalid_path_error: ty("InvalidPathError")?,
+        invalid_contract_error: ty("InvalidContractError")?,
+        contract_violation_error: ty("ContractViolationError")?,
+        conflict_error: ty("ConflictError")?,
+        mapping_abc: py.import("collections.abc")?.getattr("Mapping")?.unbind(),
+        sequence_abc: py.import("collections.abc")?.getattr("Sequence")?.unbind(),
+        mapping_proxy: py.import("types")?.getattr("MappingProxyType")?.unbind(),
+        signal: py.import("theus.signals")?.getattr("Signal")?.unbind(),
+        local: py.import("theus.local")?.getattr("Local")?.unbind(),
+        apply_return: py
+            .import("theus._runner")?
+            .getattr("apply_return")?
+            .unbind(),
+        sorted: builtins.getattr("sorted")?.unbind(),
+        frozenset: builtins.getattr("frozenset")?.unbind(),
+    })
+}
+
+/// The imported Python objects (the module init has loaded them).
+#[inline]
+pub(crate) fn api(py: Python<'_>) -> &Api {
+    API.get(py).expect("theus_rust._native was initialised")
+}
+
+/// The Rust core of the Theus `rust` backend.
+#[pymodule]
+fn _native(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let loaded = load_api(py)?;
+    let _ = API.set(py, loaded);
+    m.add_class::<engine::Engine>()?;
+    m.add_class::<engine::Handle>()?;
+    m.add_class::<snapshot::Snapshot>()?;
+    m.add_class::<tx::Tx>()?;
+    m.add_class::<tx::Ctx>()?;
+    m.add_class::<views::MapView>()?;
+    m.add_class::<views::ListView>()?;
+    m.add("HISTORY_CAPACITY", theus_core::HISTORY_CAPACITY)?;
+    Ok(())
+}

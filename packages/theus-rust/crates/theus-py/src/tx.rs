@@ -1,0 +1,419 @@
+//! `Tx` (the `TxCore` protocol: one attempt of a process, or a host transaction) and `Ctx` (the
+//! object a process receives).
+
+use std::sync::{Arc, OnceLock};
+
+use pyo3::exceptions::{PyAttributeError, PyKeyError, PyTypeError};
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyString, PyTuple};
+use theus_core::{CommitGuard, Error, Lookup, Path, Store, Transaction, Value, WriteOp, Zone};
+
+use crate::convert::freeze;
+use crate::engine::Engine;
+use crate::errors::{context_error, ended, invalid_path, to_py, Shape};
+use crate::snapshot::{parse_path, Snapshot};
+use crate::views::{guarded_view, is_own_view, set_path};
+use crate::{api, Leaf};
+
+/// A rebase or conflict check over more entries than this (reads + writes) runs with the GIL
+/// released; smaller ones are quicker than the hand-over of the GIL.
+const DETACH_WORK: usize = 256;
+
+/// One transaction (spec `05`): a draft on a base snapshot, its read and write sets, and for an
+/// exclusive one (the last re-run of a sync process) the engine's commit lock.
+#[pyclass(module = "theus_rust._native")]
+pub struct Tx {
+    txn: Option<Transaction<Leaf>>,
+    guard: Option<CommitGuard<Leaf>>,
+    engine: Py<Engine>,
+    ctx: Option<Py<Ctx>>,
+    version: u64,
+    wrote: bool,
+    open: bool,
+}
+
+/// Take the engine's commit lock without ever blocking while attached to the interpreter.
+pub(crate) fn lock_commits(py: Python<'_>, store: &Store<Leaf>) -> CommitGuard<Leaf> {
+    store
+        .try_lock_commits()
+        .unwrap_or_else(|| py.detach(|| store.lock_commits()))
+}
+
+/// Run `f` on the live transaction of `tx` (`ContextError` once it has ended).
+pub(crate) fn with_tx<R>(
+    py: Python<'_>,
+    tx: &Py<Tx>,
+    f: impl FnOnce(&mut Transaction<Leaf>) -> PyResult<R>,
+) -> PyResult<R> {
+    let bound = tx.bind(py);
+    let mut me = bound.try_borrow_mut().map_err(|_| {
+        context_error(
+            py,
+            "the transaction is in use (a view was used re-entrantly or from another thread \
+             while the transaction was busy)"
+                .into(),
+        )
+    })?;
+    if !me.open {
+        return Err(ended(py));
+    }
+    match me.txn.as_mut() {
+        Some(txn) => f(txn),
+        None => Err(ended(py)),
+    }
+}
+
+impl Tx {
+    /// A new transaction of `engine`; `exclusive` takes the commit lock first (spec `05`).
+    pub(crate) fn begin(
+        py: Python<'_>,
+        engine: &Bound<'_, Engine>,
+        contract: Option<Arc<theus_core::Contract>>,
+        exclusive: bool,
+    ) -> PyResult<Py<Tx>> {
+        let e = engine.get();
+        let guard = exclusive.then(|| lock_commits(py, &e.store));
+        let process = contract.is_some();
+        let txn = match contract {
+            Some(c) => e.store.begin(c, e.strict_guards),
+            None => e.store.begin_host(),
+        };
+        let version = txn.version();
+        let tx = Py::new(
+            py,
+            Tx {
+                txn: Some(txn),
+                guard,
+                engine: engine.clone().unbind(),
+                ctx: None,
+                version,
+                wrote: false,
+                open: true,
+            },
+        )?;
+        if process {
+            let ctx = Py::new(
+                py,
+                Ctx {
+                    tx: tx.clone_ref(py),
+                    local: OnceLock::new(),
+                    version,
+                },
+            )?;
+            tx.bind(py).borrow_mut().ctx = Some(ctx);
+        }
+        Ok(tx)
+    }
+
+    /// The `ctx` of a process transaction.
+    pub(crate) fn ctx_of(py: Python<'_>, tx: &Py<Tx>) -> Option<Py<Ctx>> {
+        tx.bind(py).borrow().ctx.as_ref().map(|c| c.clone_ref(py))
+    }
+
+    /// Commit (spec `05`): take the commit lock (unless held since an exclusive begin), check
+    /// conflicts and rebase (detached from the interpreter when large), install, publish the
+    /// signals on the engine's hub under the lock, in commit order.
+    pub(crate) fn commit_inner(
+        slf: &Bound<'_, Tx>,
+        strict: bool,
+    ) -> PyResult<Arc<theus_core::Snapshot<Leaf>>> {
+        let py = slf.py();
+        let mut me = slf.try_borrow_mut()?;
+        if !me.open {
+            return Err(ended(py));
+        }
+        let Some(txn) = me.txn.take() else {
+            return Err(context_error(
+                py,
+                "this transaction has already been committed".into(),
+            ));
+        };
+        me.wrote = txn.wrote();
+        let engine_py = me.engine.clone_ref(py);
+        let engine = engine_py.get();
+        let strict = strict || engine.strict_cas;
+        let mut own = None;
+        let guard: &mut CommitGuard<Leaf> = match me.guard.as_mut() {
+            Some(held) => held,
+            None => own.insert(lock_commits(py, &engine.store)),
+        };
+        let behind = guard.current().version() != txn.version();
+        let large = txn.read_count() + txn.writes().len() > DETACH_WORK;
+        let result = if behind && large {
+            py.detach(|| txn.commit_locked(guard, strict))
+        } else {
+            txn.commit_locked(guard, strict)
+        };
+        let committed = result.map_err(|e| to_py(py, e, Shape::ContextError))?;
+        if committed.is_new_version() && !committed.signals().is_empty() {
+            let version = committed.snapshot().version();
+            let signal = api(py).signal.bind(py);
+            let hub = engine.hub.bind(py);
+            for (path, value) in committed.signals() {
+                let message = signal.call1((path.to_string(), value.bind(py), version))?;
+                hub.call_method1(intern!(py, "publish"), (message,))?;
+            }
+        }
+        drop(own);
+        Ok(committed.into_snapshot())
+    }
+
+    /// End the transaction: drop the draft, release an exclusive lock, break the ctx cycle.
+    pub(crate) fn close_inner(&mut self) {
+        self.open = false;
+        self.txn = None;
+        self.guard = None;
+        self.ctx = None;
+    }
+
+    fn apply_set(
+        py: Python<'_>,
+        tx: &Py<Tx>,
+        path: &Path,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        set_path(py, tx, path, value, false)
+    }
+
+    fn apply_delete(py: Python<'_>, tx: &Py<Tx>, path: &Path) -> PyResult<()> {
+        with_tx(py, tx, |txn| match txn.delete(path) {
+            Ok(_) => Ok(()),
+            Err(
+                Error::KeyMissing { .. }
+                | Error::IndexOutOfRange { .. }
+                | Error::NotAContainer { .. },
+            ) => Err(PyKeyError::new_err(format!(
+                "cannot delete '{path}': no such key"
+            ))),
+            Err(e) => Err(to_py(py, e, Shape::ContextError)),
+        })
+    }
+
+    fn apply_append(
+        py: Python<'_>,
+        tx: &Py<Tx>,
+        path: &Path,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let (zone, len) = with_tx(py, tx, |txn| {
+            let zone = txn
+                .check_write(path, WriteOp::Append)
+                .map_err(|e| to_py(py, e, Shape::TypeError))?;
+            match txn.peek(path) {
+                Some(Value::List(l)) => Ok((zone, l.len())),
+                Some(_) => Err(PyTypeError::new_err(format!(
+                    "cannot append to '{path}': it is not a list"
+                ))),
+                None => Err(PyKeyError::new_err(format!(
+                    "cannot append to '{path}': no such list"
+                ))),
+            }
+        })?;
+        let at = path.child(len.to_string()).unwrap_or_else(|_| path.clone());
+        let stored = if zone == Zone::Heavy {
+            Value::Leaf(Leaf::new(value.clone().unbind()))
+        } else {
+            freeze(py, value, &at, zone, Some(tx))?
+        };
+        with_tx(py, tx, |txn| {
+            txn.append(path, stored)
+                .map_err(|e| to_py(py, e, Shape::TypeError))
+        })
+    }
+}
+
+#[pymethods]
+impl Tx {
+    /// The object passed to the process (`None` for a host transaction).
+    #[getter]
+    fn ctx(&self, py: Python<'_>) -> Option<Py<Ctx>> {
+        self.ctx.as_ref().map(|c| c.clone_ref(py))
+    }
+
+    /// The base version.
+    #[getter]
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Whether something was written in place during this attempt (spec `06`, rule 2).
+    #[getter]
+    fn wrote(&self) -> bool {
+        self.txn.as_ref().map_or(self.wrote, |t| t.wrote())
+    }
+
+    /// Apply an `Update` (checked writes: contract, zones, semantic).
+    fn apply(slf: &Bound<'_, Self>, update: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = slf.py();
+        let tx = slf.clone().unbind();
+        for op in update.getattr(intern!(py, "ops"))?.try_iter()? {
+            let op = op?;
+            let op = op.cast::<PyTuple>()?;
+            let kind = op.get_item(0)?;
+            let kind = kind.cast::<PyString>()?.to_str()?.to_owned();
+            let segments = op.get_item(1)?;
+            let value = op.get_item(2)?;
+            let mut parts: Vec<Arc<str>> = Vec::new();
+            for s in segments.try_iter()? {
+                let s = s?;
+                parts.push(s.cast::<PyString>()?.to_str()?.into());
+            }
+            let path = Path::from_segments(parts).map_err(|e| invalid_path(py, e.to_string()))?;
+            match kind.as_str() {
+                "set" => Tx::apply_set(py, &tx, &path, &value)?,
+                "delete" => Tx::apply_delete(py, &tx, &path)?,
+                "append" => Tx::apply_append(py, &tx, &path, &value)?,
+                other => {
+                    return Err(PyTypeError::new_err(format!(
+                        "unknown update operation {other:?}"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A recorded read of the draft at a dotted path, or `default`.
+    #[pyo3(signature = (path, default = None))]
+    fn get(
+        slf: &Bound<'_, Self>,
+        path: &Bound<'_, PyAny>,
+        default: Option<Py<PyAny>>,
+    ) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let path = parse_path(py, path)?;
+        let tx = slf.clone().unbind();
+        let found = with_tx(py, &tx, |txn| match txn.read(&path) {
+            Ok(Lookup::Leaf(leaf)) => Ok(Some(leaf.get(py))),
+            Ok(Lookup::Node(node)) => guarded_view(py, &tx, node).map(Some),
+            Err(
+                Error::KeyMissing { .. }
+                | Error::NotAContainer { .. }
+                | Error::IndexOutOfRange { .. }
+                | Error::InvalidPath { .. },
+            ) => Ok(None),
+            Err(e) => Err(to_py(py, e, Shape::TypeError)),
+        })?;
+        Ok(found.unwrap_or_else(|| default.unwrap_or_else(|| py.None())))
+    }
+
+    /// Commit and return the new snapshot (`ConflictError` on conflict).
+    #[pyo3(signature = (strict = false))]
+    fn commit(slf: &Bound<'_, Self>, strict: bool) -> PyResult<Py<Snapshot>> {
+        let snapshot = Tx::commit_inner(slf, strict)?;
+        let engine = slf.borrow().engine.clone_ref(slf.py());
+        engine.get().snapshot_object(slf.py(), snapshot)
+    }
+
+    /// End the transaction: discard an uncommitted draft, invalidate views, release the
+    /// commit lock of an exclusive transaction.
+    fn close(&mut self) {
+        self.close_inner();
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<Tx version={} {}>",
+            self.version,
+            if self.open { "open" } else { "closed" }
+        )
+    }
+}
+
+/// `ctx`: the namespaces as guarded views of the draft, `local` scratch, `version`.
+#[pyclass(module = "theus_rust._native", frozen)]
+pub struct Ctx {
+    tx: Py<Tx>,
+    local: OnceLock<Py<PyAny>>,
+    version: u64,
+}
+
+impl Ctx {
+    fn namespace(&self, py: Python<'_>, name: &str, attr: bool) -> PyResult<Py<PyAny>> {
+        with_tx(py, &self.tx, |txn| {
+            if !txn.draft().contains_key(name) {
+                return Err(if attr {
+                    PyAttributeError::new_err(format!("ctx has no namespace '{name}'"))
+                } else {
+                    PyKeyError::new_err(format!("no namespace '{name}'"))
+                });
+            }
+            let root = txn.root_node();
+            match txn.child(&root, name) {
+                Ok(Lookup::Node(node)) => guarded_view(py, &self.tx, node),
+                Ok(Lookup::Leaf(leaf)) => Ok(leaf.get(py)),
+                Err(e) => Err(to_py(py, e, Shape::TypeError)),
+            }
+        })
+    }
+}
+
+#[pymethods]
+impl Ctx {
+    /// The `domain` namespace (a guarded view).
+    #[getter]
+    fn domain(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.namespace(py, "domain", true)
+    }
+
+    /// The `global` namespace (a guarded view).
+    #[getter]
+    fn global_(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.namespace(py, "global", true)
+    }
+
+    /// Scratch space for this attempt (spec `09`), a fresh `theus.local.Local`.
+    #[getter]
+    fn local(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if let Some(local) = self.local.get() {
+            return Ok(local.clone_ref(py));
+        }
+        let fresh = api(py).local.bind(py).call0()?.unbind();
+        Ok(self.local.get_or_init(|| fresh).clone_ref(py))
+    }
+
+    /// The base version of this transaction.
+    #[getter]
+    fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn __getitem__(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        match name.cast::<PyString>() {
+            Ok(s) => self.namespace(py, s.to_str()?, false),
+            Err(_) => Err(PyKeyError::new_err(name.clone().unbind())),
+        }
+    }
+
+    fn __getattr__(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
+        if name.starts_with("__") {
+            return Err(PyAttributeError::new_err(name.to_owned()));
+        }
+        self.namespace(py, name, true)
+    }
+
+    fn __setattr__(&self, py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let name = if name == "global_" { "global" } else { name };
+        let Ok(path) = Path::parse(name) else {
+            return Err(context_error(
+                py,
+                format!("invalid namespace name '{name}'"),
+            ));
+        };
+        if path.len() != 1 {
+            return Err(context_error(
+                py,
+                format!("invalid namespace name '{name}'"),
+            ));
+        }
+        if is_own_view(value, &self.tx, &path) {
+            return Ok(()); // `ctx.domain = ctx.domain`
+        }
+        set_path(py, &self.tx, &path, value, true)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<ctx version={}>", self.version)
+    }
+}

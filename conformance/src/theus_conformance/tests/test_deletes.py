@@ -150,3 +150,37 @@ def test_delete_of_a_namespace_child_tree(make_engine):
         tx.update(delete=["domain.tree"])
     assert engine.state.domain == {"x": 1}
     assert engine.state.get("domain.tree.a.b.c", "absent") == "absent"
+
+
+def test_item_delete_by_path_is_a_write_of_the_list(make_engine):
+    """spec/04: deleting a list item shifts indices, so it writes the list's path."""
+    engine = make_engine({"domain": {"items": [1, 2, 3]}})
+
+    @process(outputs=["domain.items.*"])
+    def by_item_pattern(ctx):
+        return StateUpdate(delete=["domain.items.0"])
+
+    before = engine.state
+    with pytest.raises(ContractViolationError):
+        engine.execute(by_item_pattern)
+    assert engine.state is before
+
+    @process(outputs=["domain.items"])
+    def by_list_pattern(ctx):
+        return StateUpdate(delete=["domain.items.0"])
+
+    engine.execute(by_list_pattern)
+    assert engine.state.domain["items"] == [2, 3]
+
+
+def test_deleting_an_impossible_key_is_a_key_error(make_engine):
+    """spec/01: a key that cannot exist reads as missing; deleting it raises KeyError."""
+    engine = make_engine({"domain": {"m": {"a": 1}}})
+
+    @process(outputs=["domain.m"])
+    def delete_int_key(ctx):
+        del ctx.domain.m[0]
+
+    with pytest.raises(KeyError):
+        engine.execute(delete_int_key)
+    assert engine.state.domain.m == {"a": 1}

@@ -449,3 +449,15 @@ def test_history_of_1024_commits_is_kept(make_engine):
         in_thread(land_1024, timeout=120)
     assert engine.state.version == 1025
     assert engine.state.domain == {"mine": 1, "theirs": 1024}
+
+
+def test_a_list_segment_must_be_an_index(make_engine):
+    """spec/01: a path segment that addresses a list item must be an index within it."""
+    engine = make_engine({"domain": {"items": [1, 2]}})
+    before = engine.state
+    for bad in ("domain.items.x", "domain.items.5", "domain.items.01"):
+        with pytest.raises(IndexError):
+            with engine.transaction() as tx:
+                tx.update(data={bad: 0})
+        assert engine.state is before
+        assert engine.state.get(bad, "default") == "default"

@@ -492,3 +492,21 @@ def test_heavy_and_log_keys_inside_a_written_map(make_engine):
     with pytest.raises(ContractViolationError):
         with engine.transaction() as tx:
             tx.update(data={"domain.fresh.log_x": [2]})
+
+
+def test_a_view_cannot_be_stored_in_the_heavy_zone(make_engine):
+    """spec/03: a view is a window on a transaction, never a heavy value."""
+    engine = make_engine({"domain": {"m": {"a": 1}}})
+
+    @process(inputs=["domain.m"], outputs=["domain.heavy_copy"])
+    def stash_view(ctx):
+        ctx.domain.heavy_copy = ctx.domain.m
+
+    before = engine.state
+    with pytest.raises(ContextError):
+        engine.execute(stash_view)
+    assert engine.state is before
+    with pytest.raises(ContextError):
+        with engine.transaction() as tx:
+            tx.update(heavy={"domain.heavy_snap": engine.state.domain.m})
+    assert engine.state is before

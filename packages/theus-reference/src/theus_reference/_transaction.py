@@ -222,6 +222,8 @@ class Transaction:
 
     def delete_key(self, parent: Path, key: str, attr: bool) -> None:
         """``del view.key`` on the map at ``parent``."""
+        if not isinstance(key, str):
+            raise KeyError(key)
         path = (*parent, key)
         self._check_write(path, "delete")
         if key not in self.node(parent):
@@ -230,9 +232,9 @@ class Transaction:
             raise KeyError(key)
         self._delete(path)
 
-    def _delete(self, path: Path) -> None:
+    def _delete(self, path: Path, written: Path | None = None) -> None:
         self.root = delete_in(self.root, path)
-        self.writes.add(path)
+        self.writes.add(path if written is None else written)
         self.wrote = True
 
     def set_item(self, path: Path, index: int, value: Any) -> None:
@@ -313,6 +315,13 @@ class Transaction:
                     raise IndexError(f"list index out of range: {format_path(path)!r}")
                 self._store(path, zone, value)
             elif kind == "delete":
+                parent = get_in(self.root, path[:-1])
+                if type(parent) is PList:  # an item delete shifts indices: a list write
+                    self._check_write(path[:-1], "delitem")
+                    if index_of(parent, path[-1]) is None:
+                        raise IndexError(f"cannot delete {format_path(path)!r}: no such item")
+                    self._delete(path, written=path[:-1])
+                    continue
                 self._check_write(path, "delete")
                 if get_in(self.root, path) is MISSING:
                     raise KeyError(f"cannot delete {format_path(path)!r}: no such key")

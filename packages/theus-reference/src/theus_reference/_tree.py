@@ -53,6 +53,12 @@ def freeze(value: Any, path: Path, zone: Zone, unwrap: Callable[[Any], Any]) -> 
     become frozensets, heavy values stay as they are, views are replaced by ``unwrap(view)``.
     """
     if zone is Zone.HEAVY:
+        if unwrap(value) is not value:
+            raise ContextError(
+                f"cannot store a view at {format_path(path)!r}: heavy values are kept by "
+                "reference and a view is a window on a transaction; write "
+                "view.to_dict() / view.to_list() instead"
+            )
         return value
     unwrapped = unwrap(value)
     if unwrapped is not value:

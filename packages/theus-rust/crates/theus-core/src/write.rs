@@ -259,9 +259,9 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
 
     /// The index a list-item key denotes, checked against the list's length.
     fn list_index(&self, path: &Path, list: &PList<L>, key: &str) -> Result<usize> {
-        let index = parse_index(key).ok_or_else(|| Error::NotAContainer {
+        let index = parse_index(key).ok_or_else(|| Error::IndexOutOfRange {
             path: path.clone(),
-            detail: "a list is indexed by decimal segments without sign or leading zeros".into(),
+            len: list.len(),
         })?;
         if index >= list.len() {
             return Err(Error::IndexOutOfRange {

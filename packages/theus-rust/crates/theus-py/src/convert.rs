@@ -55,6 +55,16 @@ impl Freezer<'_, '_> {
         below: &mut Vec<Arc<str>>,
     ) -> PyResult<Value<Leaf>> {
         let py = self.py;
+        if zone == Zone::Heavy && views::is_view(obj) {
+            return Err(context_error(
+                py,
+                format!(
+                    "cannot store a view at '{}': heavy values are kept by reference and a view \
+                     is a window on a transaction; write view.to_dict() / view.to_list() instead",
+                    self.where_(below)
+                ),
+            ));
+        }
         if zone == Zone::Heavy
             || obj.is_exact_instance_of::<PyInt>()
             || obj.is_exact_instance_of::<PyString>()

@@ -610,7 +610,8 @@ impl MapView {
     }
 }
 
-fn is_view(obj: &Bound<'_, PyAny>) -> bool {
+/// Whether `obj` is a map or list view (of a snapshot or of a transaction).
+pub(crate) fn is_view(obj: &Bound<'_, PyAny>) -> bool {
     obj.cast::<MapView>().is_ok() || obj.cast::<ListView>().is_ok()
 }
 

@@ -203,6 +203,19 @@ def tests(session: nox.Session) -> None:
     failures: list[str] = []
     if on_base and with_rust:
         _cargo_checks(session, failures)
+        session.install(*[r for r in LINT_REQUIREMENTS if r.startswith("mypy")])
+        session.log("Stub check: _native.pyi against the built extension (mypy.stubtest)")
+        _run_collecting(
+            session,
+            failures,
+            "stubtest",
+            "python",
+            "-m",
+            "mypy.stubtest",
+            "theus_rust._native",
+            "--allowlist",
+            str(RUST / "stubtest-allowlist.txt"),
+        )
     package_dirs = sorted(p for p in (ROOT / "packages").iterdir() if p.is_dir())
     for package in [*package_dirs, ROOT / "conformance"]:
         if package == RUST and not with_rust:

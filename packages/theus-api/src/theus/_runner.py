@@ -20,7 +20,7 @@ from .errors import ConflictError, ContractViolationError
 from .protocols import EngineCore, TxCore
 from .update import StateUpdate, Update
 
-__all__ = ["apply_return", "backoff", "run_async", "run_sync"]
+__all__ = ["apply_return", "backoff", "run_async", "run_sync", "settle"]
 
 BACKOFF_BASE = 0.0005  # seconds: re-run k >= 2 sleeps uniform(0, BACKOFF_BASE * 2**(k-2))
 
@@ -65,11 +65,23 @@ def apply_return(tx: TxCore, spec: ProcessSpec, result: Any) -> None:
     tx.apply(Update(tuple(("set", p.segments, v) for p, v in zip(outputs, values, strict=True))))
 
 
-def _exhausted(spec: ProcessSpec, attempts: int, exc: ConflictError) -> ConflictError:
-    return ConflictError(
-        f"process {spec.name!r} lost to concurrent commits {attempts} times "
-        f"(retries={spec.retries}): {exc}"
-    )
+def settle(tx: TxCore, spec: ProcessSpec, result: Any, attempt: int) -> bool:
+    """Map the return value and commit attempt ``attempt`` (0-based) of ``spec``.
+
+    True when committed; False when it lost and may be re-run; ``ConflictError`` when it lost
+    and re-runs are exhausted.
+    """
+    apply_return(tx, spec, result)
+    try:
+        tx.commit()
+    except ConflictError as exc:
+        if attempt >= spec.retries:
+            raise ConflictError(
+                f"process {spec.name!r} lost to concurrent commits {attempt + 1} times "
+                f"(retries={spec.retries}): {exc}"
+            ) from exc
+        return False
+    return True
 
 
 def run_sync(
@@ -84,16 +96,11 @@ def run_sync(
         tx = core.begin(handle, attempt > 0 and attempt == spec.retries)
         try:
             result = spec.func(tx.ctx, **kwargs)
-            apply_return(tx, spec, result)
-            try:
-                tx.commit()
+            if settle(tx, spec, result, attempt):
                 return result
-            except ConflictError as exc:
-                attempt += 1
-                if attempt > spec.retries:
-                    raise _exhausted(spec, attempt, exc) from exc
         finally:
             tx.close()
+        attempt += 1
         delay = backoff(attempt, rng)
         if delay:
             time.sleep(delay)
@@ -121,14 +128,9 @@ async def run_async(
                 result = await loop.run_in_executor(executor(), context.run, call)
             else:
                 result = spec.func(tx.ctx, **kwargs)
-            apply_return(tx, spec, result)
-            try:
-                tx.commit()
+            if settle(tx, spec, result, attempt):
                 return result
-            except ConflictError as exc:
-                attempt += 1
-                if attempt > spec.retries:
-                    raise _exhausted(spec, attempt, exc) from exc
         finally:
             tx.close()
+        attempt += 1
         await asyncio.sleep(backoff(attempt, rng))

@@ -29,6 +29,8 @@ ZONE_PREFIXES: tuple[tuple[str, Zone], ...] = (
 
 def zone_of_key(key: str) -> Zone | None:
     """The zone a key's prefix selects, or None for an ordinary key."""
+    if "_" not in key:  # every zone prefix ends in "_": most keys are decided here
+        return None
     for prefix, zone in ZONE_PREFIXES:
         if key.startswith(prefix):
             return zone

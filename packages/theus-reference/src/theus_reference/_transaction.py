@@ -346,20 +346,27 @@ class Transaction:
 class Context:
     """The ``ctx`` a process receives: namespaces as guarded views, plus ``local``."""
 
-    __slots__ = ("_tx", "local")
+    __slots__ = ("_tx", "_views", "local")
 
     def __init__(self, tx: Transaction) -> None:
         object.__setattr__(self, "_tx", tx)
+        object.__setattr__(self, "_views", {})
         object.__setattr__(self, "local", Local())
 
     def __getitem__(self, namespace: str) -> Any:
         tx = self._tx
         tx._alive()
+        view = self._views.get(namespace)
+        if view is not None:  # a guarded view re-resolves its node on every access
+            return view
         path = (namespace,)
         value = child(tx.root, namespace)
         if value is MISSING:
             raise KeyError(f"no namespace {namespace!r}")
-        return tx._lookup(path, value, KeyError(namespace))
+        view = tx._lookup(path, value, KeyError(namespace))
+        if isinstance(view, MapView):
+            self._views[namespace] = view
+        return view
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):

@@ -98,6 +98,8 @@ impl Tx {
                 Ctx {
                     tx: tx.clone_ref(py),
                     local: OnceLock::new(),
+                    domain: OnceLock::new(),
+                    global: OnceLock::new(),
                     version,
                 },
             )?;
@@ -326,10 +328,30 @@ impl Tx {
 pub struct Ctx {
     tx: Py<Tx>,
     local: OnceLock<Py<PyAny>>,
+    /// `ctx.domain` / `ctx.global_`, made once per attempt: a guarded view re-resolves its
+    /// container when the draft changes, so one view object serves every access.
+    domain: OnceLock<Py<PyAny>>,
+    global: OnceLock<Py<PyAny>>,
     version: u64,
 }
 
 impl Ctx {
+    fn cached(
+        &self,
+        py: Python<'_>,
+        slot: &OnceLock<Py<PyAny>>,
+        name: &str,
+    ) -> PyResult<Py<PyAny>> {
+        if let Some(view) = slot.get() {
+            if !self.tx.bind(py).borrow().open {
+                return Err(crate::errors::ended(py));
+            }
+            return Ok(view.clone_ref(py));
+        }
+        let view = self.namespace(py, name, true)?;
+        Ok(slot.get_or_init(|| view).clone_ref(py))
+    }
+
     fn namespace(&self, py: Python<'_>, name: &str, attr: bool) -> PyResult<Py<PyAny>> {
         with_tx(py, &self.tx, |txn| {
             if !txn.draft().contains_key(name) {
@@ -354,13 +376,13 @@ impl Ctx {
     /// The `domain` namespace (a guarded view).
     #[getter]
     fn domain(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.namespace(py, "domain", true)
+        self.cached(py, &self.domain, "domain")
     }
 
     /// The `global` namespace (a guarded view).
     #[getter]
     fn global_(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        self.namespace(py, "global", true)
+        self.cached(py, &self.global, "global")
     }
 
     /// Scratch space for this attempt (spec `09`), a fresh `theus.local.Local`.

@@ -889,7 +889,7 @@ impl ListView {
     }
 
     /// Remove and return the item at `index` (default last).
-    #[pyo3(signature = (index = -1))]
+    #[pyo3(signature = (index = -1), text_signature = "($self, index=-1)")]
     fn pop(&self, py: Python<'_>, index: isize) -> PyResult<Py<PyAny>> {
         let (tx, _) = writer(py, &self.path, &self.src, "pop from", None)?;
         let removed = with_tx(py, tx, |txn| {

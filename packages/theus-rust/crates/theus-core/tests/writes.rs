@@ -64,7 +64,7 @@ fn nothing_is_created_implicitly() {
     ));
     assert!(matches!(
         tx.set(&p("domain.items.x"), leaf(1)),
-        Err(Error::NotAContainer { .. })
+        Err(Error::IndexOutOfRange { len: 3, .. }) // spec/01: a list segment must be an index
     ));
     assert!(tx.writes().is_empty());
     assert!(

@@ -140,12 +140,14 @@ class HostTransaction:
 _WRITES = {n: {f"domain.k{i}": 1 for i in range(n)} for n in (1, 100)}
 
 
+_BASELINE_STATE = {f"k{i}": i for i in range(10)}
+
+
 class Baseline:
     """Plain Python: copy a 10-key dict and set one key (the unit the ratios are given in)."""
 
     number = 100_000
-    _state = {f"k{i}": i for i in range(10)}
 
     def time_dict_copy_set_one(self) -> None:
-        new = dict(self._state)
+        new = dict(_BASELINE_STATE)
         new["k0"] = -1

@@ -7,9 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import theus
-from theus import TheusEngine, process
-
 import theus_rust
+from theus import TheusEngine, process
 from theus_rust import _native
 
 

@@ -472,16 +472,11 @@ impl MapView {
             return Ok(py.NotImplemented());
         };
         let equal = self.to_dict(py)?.bind(py).eq(other_dict)?;
-        Ok(
-            pyo3::types::PyBool::new(py, equal == matches!(op, CompareOp::Eq))
-                .to_owned()
-                .into_any()
-                .unbind(),
-        )
+        Ok(compared(py, equal, op))
     }
 
     fn __hash__(&self) -> PyResult<isize> {
-        Err(PyTypeError::new_err("unhashable type: 'MapView'"))
+        Err(unhashable("MapView"))
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
@@ -489,9 +484,7 @@ impl MapView {
     }
 
     fn __reduce__(&self) -> PyResult<()> {
-        Err(PyTypeError::new_err(
-            "views cannot be pickled; use to_dict()/to_list()",
-        ))
+        Err(not_picklable())
     }
 
     fn __setattr__(
@@ -608,6 +601,24 @@ impl MapView {
         }
         Ok(())
     }
+}
+
+/// The result of `==` / `!=` on a view, given whether the contents are equal.
+fn compared(py: Python<'_>, equal: bool, op: CompareOp) -> Py<PyAny> {
+    pyo3::types::PyBool::new(py, equal == matches!(op, CompareOp::Eq))
+        .to_owned()
+        .into_any()
+        .unbind()
+}
+
+/// Views compare by content, so they cannot be hashed.
+fn unhashable(class: &str) -> PyErr {
+    PyTypeError::new_err(format!("unhashable type: '{class}'"))
+}
+
+/// Views are windows on a snapshot or a transaction: never pickled.
+fn not_picklable() -> PyErr {
+    PyTypeError::new_err("views cannot be pickled; use to_dict()/to_list()")
 }
 
 /// Whether `obj` is a map or list view (of a snapshot or of a transaction).
@@ -808,16 +819,11 @@ impl ListView {
             return Ok(py.NotImplemented());
         };
         let equal = self.to_list(py)?.bind(py).eq(other_list)?;
-        Ok(
-            pyo3::types::PyBool::new(py, equal == matches!(op, CompareOp::Eq))
-                .to_owned()
-                .into_any()
-                .unbind(),
-        )
+        Ok(compared(py, equal, op))
     }
 
     fn __hash__(&self) -> PyResult<isize> {
-        Err(PyTypeError::new_err("unhashable type: 'ListView'"))
+        Err(unhashable("ListView"))
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
@@ -825,9 +831,7 @@ impl ListView {
     }
 
     fn __reduce__(&self) -> PyResult<()> {
-        Err(PyTypeError::new_err(
-            "views cannot be pickled; use to_dict()/to_list()",
-        ))
+        Err(not_picklable())
     }
 
     fn __setattr__(&self, key: &str, _value: Py<PyAny>) -> PyResult<()> {

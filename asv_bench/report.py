@@ -108,12 +108,17 @@ def main() -> int:
             )
         )
 
-    for method in ("time_execute_write_one", "time_transaction_write_one"):
-        scale = medians.get(f"bench_engine.CommitScale.{method}", {})
+    for cls, method in (
+        ("CommitScale", "time_execute_write_one"),
+        ("CommitScale", "time_transaction_write_one"),
+        ("LogAppend", "time_append_one"),
+    ):
+        scale = medians.get(f"bench_engine.{cls}.{method}", {})
         for backend in sorted({combo[0] for combo in scale}):
             small, large = scale.get((backend, "10")), scale.get((backend, "100000"))
             ratio = "n/a" if not small or large is None else f"×{large / small:.2f}"
-            label = f"derived: {method.removeprefix('time_')} 100000 / 10 keys"
+            unit = "items" if cls == "LogAppend" else "keys"
+            label = f"derived: {method.removeprefix('time_')} 100000 / 10 {unit}"
             rows.append((label, backend, ratio, "", f"≤ ×{SCALE_TARGET:g}"))
 
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

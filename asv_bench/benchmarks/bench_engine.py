@@ -15,6 +15,7 @@ What is measured (REQUIREMENTS §5):
   Per read = (reads_1000 - reads_0) / 1000; `report.py` prints it.
 - `CommitScale`: the `Execute` process and a one-key host transaction on a `domain` of 10 vs
   100 000 keys; structural sharing means the ratio should stay near 1 (target <= x2).
+- `LogAppend`: `execute` appending one item to a `log_` list of 10 vs 100 000 items.
 - `HostTransaction`: `engine.transaction()` with 1 and 100 writes.
 - `Baseline`: plain Python, copy a 10-key dict and set one key; every other number is also
   reported as a multiple of this one, measured in the same run.
@@ -42,7 +43,7 @@ def engine_for(key: tuple[Any, ...], domain: Callable[[], Mapping[str, Any]]) ->
     engine = _ENGINES.get(key)
     if engine is None:
         engine = TheusEngine(context={"domain": dict(domain()), "global": {}}, backend=key[1])
-        for fn in (read_one_write_one, reads_1000, reads_0):
+        for fn in (read_one_write_one, reads_1000, reads_0, log_one):
             engine.register(fn)
         # Building a large state leaves young objects for the cyclic GC; collect them now.
         gc.collect()
@@ -122,6 +123,25 @@ class CommitScale:
     def time_transaction_write_one(self, backend: str, keys: int) -> None:
         with engine_for(("scale", backend, keys), _domain_of(keys)).transaction() as tx:
             tx.update(data={"domain.y": 1})
+
+
+@process(outputs=["domain.log_events"])
+def log_one(ctx: Any) -> None:
+    ctx.domain.log_events.append(1)
+
+
+class LogAppend:
+    """`execute` appending one item to a `log_` list of 10 vs 100 000 items (structural sharing
+    of lists: the cost must follow the change, not the list)."""
+
+    number = 1000
+    params = (BACKENDS, (10, 100_000))
+    param_names = ("backend", "items")
+    timeout = 120.0
+
+    def time_append_one(self, backend: str, items: int) -> None:
+        engine = engine_for(("log", backend, items), lambda: {"log_events": list(range(items))})
+        engine.execute(log_one)
 
 
 class HostTransaction:

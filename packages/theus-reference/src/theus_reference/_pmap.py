@@ -5,7 +5,7 @@ is a tree of 32-slot nodes whose leaves are small ``dict`` buckets, so a change 
 and the nodes above it (O(log n)), and every untouched part is shared with the previous version.
 Iteration is in key order (spec/01), so it does not depend on hashing.
 
-``PList`` is a frozen list (a tuple inside); changing it copies the tuple.
+``PList``, the frozen list, is in ``_pvec``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["MISSING", "PList", "PMap"]
+__all__ = ["MISSING", "PMap"]
 
 
 class _Missing:
@@ -176,18 +176,3 @@ class PMap:
 
     def __repr__(self) -> str:
         return f"PMap({dict(self.items())!r})"
-
-
-class PList:
-    """An immutable list; every change returns a new ``PList``."""
-
-    __slots__ = ("items",)
-
-    def __init__(self, items: tuple[Any, ...] = ()) -> None:
-        self.items = items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __repr__(self) -> str:
-        return f"PList({list(self.items)!r})"

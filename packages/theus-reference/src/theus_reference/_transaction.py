@@ -17,7 +17,8 @@ from theus.paths import Path, format_path, parse_path
 from theus.update import Update
 from theus.zones import Zone
 
-from ._pmap import MISSING, PList
+from ._pmap import MISSING
+from ._pvec import PList
 from ._tree import child, delete_in, freeze, get_in, index_of, is_node, set_in, thaw, zone_root
 from ._views import ListView, MapView, _View, wrap
 
@@ -176,8 +177,8 @@ class Transaction:
 
     def read_index(self, parent: Path, index: int) -> Any:
         """``view[i]`` on the list at ``parent`` (``index`` >= 0)."""
-        items = self.node(parent).items
-        value = items[index] if index < len(items) else MISSING
+        node = self.node(parent)
+        value = node.get(index) if index < len(node) else MISSING
         missing = IndexError(f"list index out of range at {format_path(parent)!r}")
         return self._lookup((*parent, str(index)), value, missing)
 
@@ -239,10 +240,10 @@ class Transaction:
 
     def set_item(self, path: Path, index: int, value: Any) -> None:
         """``lst[i] = value``: a write of the item's path (spec/04)."""
-        items = self.node(path).items
+        size = len(self.node(path))
         if index < 0:
-            index += len(items)
-        if not 0 <= index < len(items):
+            index += size
+        if not 0 <= index < size:
             raise IndexError(f"list assignment index out of range at {format_path(path)!r}")
         item = (*path, str(index))
         self._store(item, self._check_write(item, "set", value), value)
@@ -256,19 +257,32 @@ class Transaction:
             raise KeyError(f"cannot {op} {format_path(path)!r}: no such list")
         if type(current) is not PList:
             raise TypeError(f"cannot {op} {format_path(path)!r}: it is not a list")
-        items = list(current.items)
         result = None
-        if op == "append":
-            items.append(freeze(args[0], (*path, str(len(items))), zone, self._unwrap))
-        elif op == "extend":
-            base = len(items)
-            items.extend(
-                freeze(v, (*path, str(base + i)), zone, self._unwrap) for i, v in enumerate(args[0])
-            )
-        elif op == "insert":
+        new: PList
+        if op in ("append", "extend"):  # O(log n) per item: the vector grows at its end
+            new = current
+            for value in args[0:1] if op == "append" else args[0]:
+                new = new.append(freeze(value, (*path, str(len(new))), zone, self._unwrap))
+        elif op == "pop" and args[0] in (-1, len(current) - 1) and len(current):
+            result = thaw(current.get(len(current) - 1))
+            new = current.drop_last()
+        else:  # these shift or reorder items: rebuild
+            new = PList(self._shifted(path, op, args, list(current.items), zone))
+            if op == "pop":
+                result = thaw(current.items[args[0]])
+        self.root = set_in(self.root, path, new)
+        self.writes.add(path)
+        self.wrote = True
+        return result
+
+    def _shifted(
+        self, path: Path, op: str, args: tuple[Any, ...], items: list[Any], zone: Zone
+    ) -> list[Any]:
+        """The items after an index-shifting list change."""
+        if op == "insert":
             items.insert(args[0], freeze(args[1], (*path, str(args[0])), zone, self._unwrap))
         elif op == "pop":
-            result = thaw(items.pop(args[0]))
+            items.pop(args[0])
         elif op == "remove":
             plain = [thaw(v) for v in items]
             del items[plain.index(args[0])]
@@ -289,10 +303,7 @@ class Transaction:
             del items[args[0]]
         else:  # pragma: no cover - the views call only the ops above
             raise ValueError(op)
-        self.root = set_in(self.root, path, PList(tuple(items)))
-        self.writes.add(path)
-        self.wrote = True
-        return result
+        return items
 
     def apply(self, update: Update) -> None:
         """Apply explicit writes (``tx.update``, ``StateUpdate``, return mapping)."""

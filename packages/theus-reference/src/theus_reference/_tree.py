@@ -9,7 +9,8 @@ from theus.errors import ContextError
 from theus.paths import Path, format_path
 from theus.zones import Zone, zone_of_key
 
-from ._pmap import MISSING, PList, PMap
+from ._pmap import MISSING, PMap
+from ._pvec import PList
 
 __all__ = [
     "child",
@@ -80,9 +81,7 @@ def freeze(value: Any, path: Path, zone: Zone, unwrap: Callable[[Any], Any]) -> 
             out[key] = freeze(item, (*path, key), inner, unwrap)
         return PMap(out)
     if isinstance(value, list):
-        return PList(
-            tuple(freeze(item, (*path, str(i)), zone, unwrap) for i, item in enumerate(value))
-        )
+        return PList(freeze(item, (*path, str(i)), zone, unwrap) for i, item in enumerate(value))
     if isinstance(value, set):
         return frozenset(value)
     return value
@@ -93,7 +92,7 @@ def thaw(value: Any) -> Any:
     if type(value) is PMap:
         return {k: thaw(v) for k, v in value.items()}
     if type(value) is PList:
-        return [thaw(v) for v in value.items]
+        return [thaw(v) for v in value]
     return value
 
 
@@ -101,7 +100,7 @@ def index_of(node: PList, segment: str) -> int | None:
     """The list index a path segment names, or None."""
     if segment.isdigit() and (segment == "0" or segment[0] != "0"):
         i = int(segment)
-        if i < len(node.items):
+        if i < len(node):
             return i
     return None
 
@@ -112,7 +111,7 @@ def child(node: Any, segment: str) -> Any:
         return node.get(segment)
     if type(node) is PList:
         i = index_of(node, segment)
-        return MISSING if i is None else node.items[i]
+        return MISSING if i is None else node.get(i)
     return MISSING
 
 
@@ -133,9 +132,7 @@ def _replace(node: Any, segment: str, value: Any, path: Path) -> Any:
         i = index_of(node, segment)
         if i is None:
             raise IndexError(f"list index out of range: {format_path(path)!r}")
-        items = list(node.items)
-        items[i] = value
-        return PList(tuple(items))
+        return node.set(i, value)
     raise TypeError(f"cannot write {format_path(path)!r}: its parent is not a map or list")
 
 
@@ -161,7 +158,8 @@ def delete_in(root: Any, path: Path) -> Any:
         i = index_of(parent, last)
         if i is None:
             raise IndexError(f"cannot delete {format_path(path)!r}: list index out of range")
-        new = PList(parent.items[:i] + parent.items[i + 1 :])
+        items = parent.items
+        new = parent.drop_last() if i == len(items) - 1 else PList(items[:i] + items[i + 1 :])
     else:
         raise KeyError(f"cannot delete {format_path(path)!r}: its parent is missing")
     return set_in(root, path[:-1], new)

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from theus.errors import ContextError
 from theus.paths import Path, format_path
 
-from ._pmap import MISSING, PList, PMap
+from ._pmap import MISSING, PMap
+from ._pvec import PList
 from ._tree import thaw
 
 if TYPE_CHECKING:
@@ -214,10 +215,10 @@ class ListView(_View, Sequence[Any]):
                 raise IndexError(f"list index out of range at {format_path(self._path)!r}")
         if self._tx is not None:
             return self._tx.read_index(self._path, index)
-        items = self._node.items
-        if index >= len(items):
+        node = self._node
+        if index >= len(node):
             raise IndexError(f"list index out of range at {format_path(self._path)!r}")
-        return wrap(items[index], (*self._path, str(index)), None)
+        return wrap(node.get(index), (*self._path, str(index)), None)
 
     def __len__(self) -> int:
         return len(self._whole())

@@ -188,3 +188,91 @@ def test_concurrent_tasks_are_not_nested(make_engine):
 
     run_with_timeout(lambda: asyncio.run(scenario()))
     assert engine.state.domain == {"a": 1, "b": 1}
+
+
+@pytest.mark.requires("async")
+@pytest.mark.parametrize("front", ["execute", "aexecute"])
+def test_a_task_spawned_by_a_process_is_not_nested_after_it_returned(make_engine, front):
+    engine = make_engine({"domain": {"x": 0, "y": 0}})
+    spawned: list[asyncio.Task] = []
+
+    @process(outputs=["domain.y"])
+    async def set_y(ctx):
+        ctx.domain.y = 2
+
+    @process(outputs=["domain.x"])
+    async def spawner(ctx):
+        async def later():
+            await asyncio.sleep(0.05)  # runs after spawner has committed
+            return await engine.aexecute(set_y)
+
+        spawned.append(asyncio.create_task(later()))
+        ctx.domain.x = 1
+
+    if front == "aexecute":
+
+        async def scenario():
+            await engine.aexecute(spawner)
+            return await spawned[0]
+
+        run_with_timeout(lambda: asyncio.run(scenario()))
+    else:
+        run_with_timeout(lambda: engine.execute(spawner))
+
+        async def wait_for_task():
+            while not spawned[0].done():
+                await asyncio.sleep(0.01)
+
+        loop = spawned[0].get_loop()
+        run_with_timeout(lambda: asyncio.run_coroutine_threadsafe(wait_for_task(), loop).result(20))
+        spawned[0].result()
+    assert engine.state.domain == {"x": 1, "y": 2}
+    assert engine.state.version == 2
+
+
+@pytest.mark.requires("async")
+def test_a_task_spawned_by_a_process_is_nested_while_it_runs(make_engine):
+    engine = make_engine({"domain": {"x": 0}})
+
+    @process(outputs=["domain.x"])
+    async def spawner(ctx):
+        async def inside():
+            try:
+                await engine.aexecute(inner)
+            except NestedExecutionError:
+                return "nested"
+            return "ran"
+
+        ctx.domain.x = await asyncio.create_task(inside())
+
+    engine.register(inner)
+    run_with_timeout(lambda: asyncio.run(engine.aexecute(spawner)))
+    assert engine.state.domain.x == "nested"
+
+
+def test_a_thread_started_with_the_process_context_is_nested(make_engine):
+    import contextvars
+    import threading
+
+    engine = make_engine({"domain": {"x": 0}})
+    engine.register(inner)
+
+    @process(outputs=["domain.x"])
+    def outer(ctx):
+        seen = []
+        context = contextvars.copy_context()
+
+        def in_thread():
+            try:
+                engine.execute(inner)
+                seen.append("ran")
+            except NestedExecutionError:
+                seen.append("nested")
+
+        t = threading.Thread(target=context.run, args=(in_thread,))
+        t.start()
+        t.join(20)
+        ctx.domain.x = seen[0]
+
+    run_with_timeout(lambda: engine.execute(outer))
+    assert engine.state.domain.x == "nested"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import contextvars
 import itertools
 import random
@@ -31,21 +33,61 @@ __all__ = ["TheusEngine", "Transaction"]
 _ids = itertools.count(1)
 
 
+class _Execution:
+    """The marker of one running process call (spec/10).
+
+    Set in the context the process runs in, so that every task and thread started from that
+    context inherits it; ``active`` is cleared when the call returns, so a task the process
+    spawned is no longer nested once the process has finished.
+    """
+
+    __slots__ = ("active",)
+
+    def __init__(self) -> None:
+        self.active = True
+
+
 class _Loop:
     """The engine-owned event loop (a daemon thread) for async processes called from sync code."""
 
     def __init__(self, name: str) -> None:
         self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.thread.start()
 
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_forever()
+        finally:
+            asyncio.set_event_loop(None)
+
     def stop(self) -> None:
-        if self.loop.is_running():
-            self.loop.call_soon_threadsafe(self.loop.stop)
-        if self.thread is not threading.current_thread():
-            self.thread.join(timeout=5)
-        if not self.loop.is_running():
-            self.loop.close()
+        """Cancel every task still running on the loop, stop it and join its thread."""
+        loop = self.loop
+        if self.thread is threading.current_thread():
+            loop.call_soon(loop.stop)  # closing from the loop itself: stop after this callback
+            return
+        if not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                asyncio.run_coroutine_threadsafe(_cancel_all(), loop)
+        self.thread.join(timeout=_STOP_TIMEOUT)
+        if not self.thread.is_alive() and not loop.is_closed():
+            loop.close()
+
+
+_STOP_TIMEOUT = 10.0  # seconds close() waits for cancelled async processes to unwind
+
+
+async def _cancel_all() -> None:
+    """Cancel the loop's other tasks, give them time to unwind, then stop the loop."""
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks, timeout=_STOP_TIMEOUT / 2)
+    asyncio.get_running_loop().stop()
 
 
 def _shutdown(loop_box: list[_Loop | None], pool_box: list[Executor | None]) -> None:
@@ -55,6 +97,13 @@ def _shutdown(loop_box: list[_Loop | None], pool_box: list[Executor | None]) -> 
         loop.stop()
     if pool is not None:
         pool.shutdown(wait=False)
+
+
+_POLL = 0.25  # seconds between checks that the engine loop is still alive while a caller waits
+
+_CLOSED_DURING_CALL = (
+    "the TheusEngine was closed while this call was running; nothing was committed by it"
+)
 
 
 class TheusEngine:
@@ -100,15 +149,15 @@ class TheusEngine:
         self._native = "native-execute" in self._backend.capabilities
         self._by_name: dict[str, tuple[ProcessSpec, Any]] = {}
         self._by_func: dict[Callable[..., Any], tuple[ProcessSpec, Any]] = {}
-        self._register_lock = threading.Lock()
+        self._register_lock = threading.RLock()  # re-entrant: a handler may register
         self._id = next(_ids)
-        self._running: contextvars.ContextVar[bool] = contextvars.ContextVar(
-            f"theus_engine_{self._id}_running", default=False
+        self._running: contextvars.ContextVar[_Execution | None] = contextvars.ContextVar(
+            f"theus_engine_{self._id}_running", default=None
         )
         self._rng = random.Random()
         self._loop_box: list[_Loop | None] = [None]
         self._pool_box: list[Executor | None] = [None]
-        self._helpers_lock = threading.Lock()
+        self._helpers_lock = threading.RLock()
         self._closed = False
         self._finalizer = weakref.finalize(self, _shutdown, self._loop_box, self._pool_box)
         if schema is not None:
@@ -180,8 +229,12 @@ class TheusEngine:
             return entry
 
     # -- execution -----------------------------------------------------------------------
+    def _nested(self) -> bool:
+        marker = self._running.get()
+        return marker is not None and marker.active
+
     def _enter(self, what: str) -> None:
-        if self._running.get():
+        if self._nested():
             raise NestedExecutionError(
                 f"{what} was called from inside a process running on this engine; compose the "
                 "work into one process, or run it after this process returns"
@@ -198,41 +251,79 @@ class TheusEngine:
         self._enter("engine.execute()")
         if spec.is_async:
             return self._run_on_loop(spec, handle, kwargs)
-        token = self._running.set(True)
+        marker = _Execution()
+        token = self._running.set(marker)
         try:
             if self._native:
                 return self._core.execute(handle, kwargs)  # type: ignore[attr-defined]
             return run_sync(self._core, handle, spec, kwargs, self._rng)
         finally:
+            marker.active = False
             self._running.reset(token)
 
     async def aexecute(self, fn_or_name: Any, /, **kwargs: Any) -> Any:
         """Run a process from async code (spec/11) and return its return value."""
         spec, handle = self._entry(fn_or_name)
         self._enter("engine.aexecute()")
-        token = self._running.set(True)
+        marker = _Execution()
+        token = self._running.set(marker)
         try:
             return await run_async(self._core, handle, spec, kwargs, self._rng, self._executor)
         finally:
+            marker.active = False
             self._running.reset(token)
+
+    async def _boxed(self, spec: ProcessSpec, handle: Any, kwargs: dict[str, Any]) -> Any:
+        """Run an async process on the engine loop; every outcome comes back as a value, so
+        ``SystemExit``/``KeyboardInterrupt`` raised by the process reach the caller instead of
+        killing the loop's thread (spec/11)."""
+        marker = _Execution()
+        self._running.set(marker)  # this task's own context
+        try:
+            result = await run_async(self._core, handle, spec, kwargs, self._rng, self._executor)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            return False, exc
+        finally:
+            marker.active = False
+        return True, result
 
     def _run_on_loop(self, spec: ProcessSpec, handle: Any, kwargs: dict[str, Any]) -> Any:
-        loop = self._event_loop()
-        token = self._running.set(True)  # copied into the task's context: nested calls fail
+        holder = self._event_loop()
+        future = asyncio.run_coroutine_threadsafe(self._boxed(spec, handle, kwargs), holder.loop)
         try:
-            coro = run_async(self._core, handle, spec, kwargs, self._rng, self._executor)
-            future = asyncio.run_coroutine_threadsafe(coro, loop)
+            ok, value = self._wait(future, holder)
+        except BaseException:
+            future.cancel()  # e.g. Ctrl-C in the caller: do not leave the process running
+            raise
+        if ok:
+            return value
+        try:
+            raise value
         finally:
-            self._running.reset(token)
-        return future.result()
+            del value
 
-    def _event_loop(self) -> asyncio.AbstractEventLoop:
+    def _wait(self, future: concurrent.futures.Future[Any], holder: _Loop) -> Any:
+        """The outcome of ``future``; never waits on a loop that can no longer finish it."""
+        while True:
+            try:
+                return future.result(timeout=_POLL)
+            except concurrent.futures.CancelledError:
+                raise ContextError(_CLOSED_DURING_CALL) from None
+            except concurrent.futures.TimeoutError:
+                if not holder.thread.is_alive():
+                    raise ContextError(
+                        _CLOSED_DURING_CALL if self._closed else "the engine's event loop stopped"
+                    ) from None
+
+    def _event_loop(self) -> _Loop:
         with self._helpers_lock:
             self._check_open()
             loop = self._loop_box[0]
             if loop is None:
                 loop = self._loop_box[0] = _Loop(f"theus-engine-{self._id}-loop")
-            return loop.loop
+            return loop
 
     def _executor(self) -> Executor:
         with self._helpers_lock:
@@ -292,8 +383,21 @@ class TheusEngine:
 
     # -- lifetime ------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop the engine's loop and executor; later calls raise ``ContextError``."""
+        """Close the engine (spec/11).
+
+        Later calls raise ``ContextError``. A commit in progress finishes first; every call
+        still in flight then fails with ``ContextError`` and commits nothing (async processes
+        on the engine's loop are cancelled). When ``close()`` returns, nothing commits any
+        more. Calling it from inside one of the engine's own processes raises
+        ``NestedExecutionError`` and closes nothing. Idempotent.
+        """
+        if self._nested():
+            raise NestedExecutionError(
+                "engine.close() was called from inside a process running on this engine; "
+                "close it after the process returns"
+            )
         self._closed = True
+        self._core.close()
         self._finalizer()
 
     def __enter__(self) -> TheusEngine:

@@ -102,7 +102,13 @@ class EngineCore(Protocol):
         """Open a transaction for a process (``handle``) or the host (``None``).
 
         ``exclusive`` holds the engine's commit order until ``close`` (spec/05, spec/14).
+        ``ContextError`` once the core is closed.
         """
+        ...
+
+    def close(self) -> None:
+        """Close the core (spec/11): wait for a commit in progress, then refuse every later
+        ``begin`` and commit with ``ContextError``. Idempotent."""
         ...
 
 

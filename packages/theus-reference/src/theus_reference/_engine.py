@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import nullcontext
@@ -11,7 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from theus.contracts import Contract, ProcessSpec
-from theus.errors import ConflictError, ContextError
+from theus.errors import ConflictError, ContextError, NestedExecutionError
 from theus.paths import Path, format_path, parse_path
 from theus.protocols import EngineOptions
 from theus.signals import Signal
@@ -22,9 +24,65 @@ from ._transaction import Transaction
 from ._tree import delete_in, freeze, get_in, set_in, thaw
 from ._views import MapView, wrap
 
-__all__ = ["HISTORY", "Handle", "ReferenceEngine", "Snapshot"]
+__all__ = ["HISTORY", "CommitLock", "Handle", "ReferenceEngine", "Snapshot"]
 
 HISTORY = 1024  # commits whose write sets are kept for conflict checks (spec/05: at least 1024)
+
+log = logging.getLogger("theus")
+
+
+class CommitLock:
+    """The engine's commit lock, aware of the thread that holds it (spec/05).
+
+    A thread that asks for it while it already holds it — a signal handler or a destructor
+    running inside a commit's critical section or an exclusive transaction — gets
+    ``NestedExecutionError`` at once instead of deadlocking.
+
+    Under contention a releasing thread yields once, so that a thread already waiting gets the
+    lock before the releaser can take it again (a thread committing in a tight loop would
+    otherwise starve the others: the releaser still holds the GIL when the waiter wakes).
+    """
+
+    __slots__ = ("_lock", "_waiting")
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()  # re-entry is refused; RLock knows its owner atomically
+        self._waiting = 0
+
+    def acquire(self) -> None:
+        """Take the lock (blocks while another thread commits)."""
+        lock = self._lock
+        if lock._is_owned():  # type: ignore[attr-defined]
+            raise _reentered()
+        if lock.acquire(blocking=False):
+            return
+        self._waiting += 1
+        try:
+            lock.acquire()
+        finally:
+            self._waiting -= 1
+
+    def release(self) -> None:
+        """Release the lock; yield to a waiting thread if there is one."""
+        self._lock.release()
+        if self._waiting:
+            time.sleep(0)
+
+    def __enter__(self) -> None:
+        self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _reentered() -> NestedExecutionError:
+    return NestedExecutionError(
+        "the engine was called from code running inside one of its own commits on this thread "
+        "(a signal handler or a destructor); call it after the commit returns"
+    )
+
+
+_CLOSED = "this TheusEngine is closed; nothing was committed"
 
 
 @dataclass(frozen=True)
@@ -144,8 +202,9 @@ class ReferenceEngine:
         for name, value in context.items():
             root = root.set(name, freeze(value, (name,), Zone.DATA, lambda v: v))
         self._current = Snapshot(0, root, ())
-        self._lock = threading.Lock()
+        self._lock = CommitLock()
         self._history: deque[tuple[int, frozenset[Path]]] = deque(maxlen=HISTORY)
+        self._closed = False
 
     def snapshot(self) -> Snapshot:
         """The current snapshot."""
@@ -158,6 +217,8 @@ class ReferenceEngine:
     def begin(self, handle: Handle | None, exclusive: bool = False) -> Transaction:
         """A transaction on the current snapshot; ``exclusive`` holds the commit lock until
         the transaction closes (spec/05), so nothing can commit in between."""
+        if self._closed:
+            raise ContextError("this TheusEngine is closed")
         if exclusive:
             self._lock.acquire()
             try:
@@ -168,9 +229,16 @@ class ReferenceEngine:
         return Transaction(self, handle, self._current)
 
     def commit(self, tx: Transaction, strict: bool) -> Snapshot:
-        """Commit ``tx`` (spec/05): fast path, or conflict check and rebase; then publish."""
+        """Commit ``tx`` (spec/05): fast path, or conflict check and rebase; then publish.
+
+        The replaced snapshot stays referenced by ``latest`` (and ``tx.base``) until this
+        method has released the lock, so values only it reached are freed after the lock is
+        released: no destructor runs in the critical section.
+        """
         strict = strict or self.strict_cas
         with nullcontext() if tx.held is not None else self._lock:
+            if self._closed:
+                raise ContextError(_CLOSED)
             latest = self._current
             if not tx.writes and not tx.signals:
                 return latest
@@ -187,9 +255,23 @@ class ReferenceEngine:
             snap = Snapshot(latest.version + 1, root, tx.signals.items())
             self._history.append((snap.version, frozenset(tx.writes)))
             self._current = snap
-            for path, value in tx.signals.items():  # under the lock: commit order
-                self.hub.publish(Signal(format_path(path), wrap(value, path, None), snap.version))
+            self._publish(tx.signals, snap.version)  # under the lock: commit order
             return snap
+
+    def _publish(self, signals: Mapping[Path, Any], version: int) -> None:
+        """Publish a landed commit's signals; a failing hub is logged, never raised (spec/08)."""
+        for path, value in signals.items():
+            try:
+                self.hub.publish(Signal(format_path(path), wrap(value, path, None), version))
+            except Exception:
+                log.warning(
+                    "publishing signal %r of version %d failed", path, version, exc_info=True
+                )
+
+    def close(self) -> None:
+        """Refuse every later commit and ``begin`` (spec/11); waits for a commit in progress."""
+        with self._lock:
+            self._closed = True
 
     def _check(self, tx: Transaction, latest: Snapshot, strict: bool) -> None:
         behind = latest.version - tx.version

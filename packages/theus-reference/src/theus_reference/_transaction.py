@@ -6,7 +6,6 @@ recording of reads and writes, and the path-copying update of the draft.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +22,7 @@ from ._tree import child, delete_in, freeze, get_in, index_of, is_node, set_in, 
 from ._views import ListView, MapView, _View, wrap
 
 if TYPE_CHECKING:
-    from ._engine import Handle, ReferenceEngine, Snapshot
+    from ._engine import CommitLock, Handle, ReferenceEngine, Snapshot
 
 __all__ = ["Context", "Transaction"]
 
@@ -36,7 +35,7 @@ class Transaction:
         engine: ReferenceEngine,
         handle: Handle | None,
         base: Snapshot,
-        held: threading.Lock | None = None,
+        held: CommitLock | None = None,
     ) -> None:
         self.engine = engine
         self.held = held  # the engine's commit lock, for an exclusive transaction

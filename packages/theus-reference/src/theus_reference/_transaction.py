@@ -6,6 +6,7 @@ recording of reads and writes, and the path-copying update of the draft.
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -201,12 +202,17 @@ class Transaction:
             return self.observe(value._path)
         return value
 
+    @staticmethod
+    def _origin(value: Any) -> int:
+        """The length of the path a view came from (0 when unknown: always re-checked)."""
+        return len(value._path) if isinstance(value, _View) else 0
+
     def _store(self, path: Path, zone: Zone, value: Any) -> None:
         self.wrote = True
         if zone is Zone.SIGNAL:
-            self.signals[path] = freeze(value, path, Zone.DATA, self._unwrap)
+            self.signals[path] = freeze(value, path, Zone.DATA, self._unwrap, self._origin)
             return
-        frozen = freeze(value, path, zone, self._unwrap)
+        frozen = freeze(value, path, zone, self._unwrap, self._origin)
         self.root = set_in(self.root, path, frozen)
         self.writes.add(path)
 
@@ -257,12 +263,17 @@ class Transaction:
             raise KeyError(f"cannot {op} {format_path(path)!r}: no such list")
         if type(current) is not PList:
             raise TypeError(f"cannot {op} {format_path(path)!r}: it is not a list")
+        if op in ("pop", "delitem", "insert") and not isinstance(args[0], slice):
+            # ints of any size (spec/01), like a list
+            args = (_list_index(op, args[0], len(current), path), *args[1:])
         result = None
         new: PList
         if op in ("append", "extend"):  # O(log n) per item: the vector grows at its end
             new = current
             for value in args[0:1] if op == "append" else args[0]:
-                new = new.append(freeze(value, (*path, str(len(new))), zone, self._unwrap))
+                new = new.append(
+                    freeze(value, (*path, str(len(new))), zone, self._unwrap, self._origin)
+                )
         elif op == "pop" and args[0] in (-1, len(current) - 1) and len(current):
             result = thaw(current.get(len(current) - 1))
             new = current.drop_last()
@@ -280,7 +291,9 @@ class Transaction:
     ) -> list[Any]:
         """The items after an index-shifting list change."""
         if op == "insert":
-            items.insert(args[0], freeze(args[1], (*path, str(args[0])), zone, self._unwrap))
+            items.insert(
+                args[0], freeze(args[1], (*path, str(args[0])), zone, self._unwrap, self._origin)
+            )
         elif op == "pop":
             items.pop(args[0])
         elif op == "remove":
@@ -352,6 +365,22 @@ class Transaction:
         held, self.held = self.held, None
         if held is not None:
             held.release()
+
+
+def _list_index(op: str, index: Any, size: int, path: Path) -> int:
+    """``index`` for ``pop``/``del``/``insert`` on a list of ``size`` items, like a Python list
+    but for any int: out of range is ``IndexError`` (``insert`` clamps), never OverflowError."""
+    i = operator.index(index)
+    if op == "insert":
+        return min(max(i + size, 0) if i < 0 else i, size)
+    if op == "pop" and size == 0:
+        raise IndexError("pop from empty list")
+    if i < 0:
+        i += size
+    if not 0 <= i < size:
+        what = "pop index" if op == "pop" else "list assignment index"
+        raise IndexError(f"{what} out of range at {format_path(path)!r}")
+    return i
 
 
 class Context:

@@ -106,22 +106,34 @@ impl<L: Clone> Value<L> {
     /// Check that every map key in this value is a valid key (spec `01`); `at` is where the
     /// value is (or will be) stored, used to name the offending path in [`Error::Context`].
     pub fn validate_keys(&self, at: &Path) -> Result<()> {
-        match self {
-            Value::Leaf(_) => Ok(()),
-            Value::Map(m) => m.iter().try_for_each(|(k, v)| {
-                if let Some(why) = segment_error(k) {
-                    return Err(Error::Context {
-                        path: at.clone(),
-                        detail: format!("invalid key {k:?}: {why}"),
-                    });
+        // Iterative: the native stack does not grow with the value's depth.
+        let mut stack: Vec<(&Value<L>, Path)> = vec![(self, at.clone())];
+        while let Some((value, at)) = stack.pop() {
+            match value {
+                Value::Leaf(_) => {}
+                Value::Map(m) => {
+                    for (k, v) in m.iter() {
+                        if let Some(why) = segment_error(k) {
+                            return Err(Error::Context {
+                                path: at.clone(),
+                                detail: format!("invalid key {k:?}: {why}"),
+                            });
+                        }
+                        if v.is_container() {
+                            stack.push((v, at.child_unchecked(k.clone())));
+                        }
+                    }
                 }
-                v.validate_keys(&at.child_unchecked(k.clone()))
-            }),
-            Value::List(l) => l
-                .iter()
-                .enumerate()
-                .try_for_each(|(i, v)| v.validate_keys(&at.child_unchecked(i.to_string().into()))),
+                Value::List(l) => {
+                    for (i, v) in l.iter().enumerate() {
+                        if v.is_container() {
+                            stack.push((v, at.child_unchecked(i.to_string().into())));
+                        }
+                    }
+                }
+            }
         }
+        Ok(())
     }
 }
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from theus.contracts import Contract, Semantic
 from theus.errors import ContextError, ContractViolationError
 from theus.local import Local
-from theus.paths import Path, format_path, parse_path
+from theus.paths import Path, format_path, has_surrogate, parse_path
 from theus.update import Update
 from theus.zones import Zone
 
@@ -218,8 +218,17 @@ class Transaction:
 
     def write_key(self, parent: Path, key: str, value: Any) -> None:
         """``view.key = value`` on the map at ``parent``."""
-        if not isinstance(key, str) or not key or "." in key or key in ("*", "**"):
-            raise ContextError(f"invalid key {key!r} under {format_path(parent)!r}")
+        if (
+            not isinstance(key, str)
+            or not key
+            or "." in key
+            or key in ("*", "**")
+            or has_surrogate(key)
+        ):
+            raise ContextError(
+                f"invalid key {key!r} under {format_path(parent)!r}: keys are non-empty str "
+                "without '.', other than '*' and '**', and valid Unicode (no lone surrogates)"
+            )
         path = (*parent, key)
         if isinstance(value, _View) and value._tx is self and value._path == path:
             return  # ``view.x += [...]`` assigns the mutated view back to itself

@@ -21,9 +21,9 @@ pub const HISTORY_CAPACITY: usize = 1024;
 
 /// The state of one engine: the current snapshot (read lock-free), the commit lock and the
 /// history ring of recent commits' write sets. Cheap to clone (shared); nothing is global.
-pub struct Store<L>(Arc<Shared<L>>);
+pub struct Store<L: Clone>(Arc<Shared<L>>);
 
-struct Shared<L> {
+struct Shared<L: Clone> {
     current: ArcSwap<Snapshot<L>>,
     commits: Arc<Mutex<History>>,
     host: Arc<Contract>,
@@ -53,7 +53,7 @@ impl History {
 ///
 /// The guard owns what it locks (no lifetime), so an exclusive transaction can keep it from
 /// `begin` to `close`; it is `Send` so the Python crate can acquire it with the GIL released.
-pub struct CommitGuard<L> {
+pub struct CommitGuard<L: Clone> {
     history: ArcMutexGuard<RawMutex, History>,
     store: Store<L>,
     // Declared after `history`: the replaced snapshot is freed after the lock is released.
@@ -146,7 +146,7 @@ impl<L: Clone + Send + Sync + 'static> Store<L> {
     }
 }
 
-impl<L> Clone for Store<L> {
+impl<L: Clone> Clone for Store<L> {
     fn clone(&self) -> Self {
         Store(Arc::clone(&self.0))
     }

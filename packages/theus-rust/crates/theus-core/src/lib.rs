@@ -55,7 +55,7 @@ pub use commit::Committed;
 pub use contract::{Contract, Cursor, Semantic};
 pub use error::{Error, Result};
 pub use map::PMap;
-pub use path::{is_valid_key, parse_index, segment_error, Path};
+pub use path::{is_valid_key, parse_index, segment_error, Path, MAX_DEPTH};
 pub use path_set::PathSet;
 pub use pattern::{Pattern, PatternSegment};
 pub use snapshot::Snapshot;

@@ -125,6 +125,20 @@ def test_refused_write_leaves_earlier_writes_uncommitted(make_engine):
     assert engine.state.to_dict() == {"domain": {}, "global": {}}
 
 
+def test_host_append_at_and_over_the_limit(make_engine):
+    engine = make_engine({"domain": {"log_e": [], "lst": []}})
+    with engine.transaction() as tx:  # the item sits at domain.log_e.0: 3 segments
+        tx.append("domain.log_e", nest(LIMIT - 3))
+        tx.append("domain.lst", nest(LIMIT - 3, kind="list"))
+    assert engine.state.domain.log_e == [nest(LIMIT - 3)]
+    before = engine.state
+    for path in ("domain.log_e", "domain.lst"):
+        with pytest.raises(DepthLimitError):
+            with engine.transaction() as tx:
+                tx.append(path, nest(LIMIT - 2))
+        assert engine.state is before
+
+
 def test_signal_values_obey_the_limit(make_engine):
     engine = make_engine({"domain": {}})
     _host_update(engine, signal={"domain.sig_ok": nest(LIMIT - 2)})
@@ -526,6 +540,22 @@ def body():
     out.append(len(repr(engine.state.domain)) > 254)
     with engine.transaction() as tx:
         tx.update(data={"domain.y": nest(254)})
+
+    from theus import process
+
+    @process(inputs=["domain"], outputs=["domain"])
+    def deepest(ctx):  # reads and writes a path of 256 segments
+        node = ctx.domain.y
+        for _ in range(253):
+            node = node["a"] if KIND == "map" else node[0]
+        if KIND == "map":
+            node["a"] = node["a"] + 1
+        else:
+            node[0] = node[0] + 1
+        return None
+
+    engine.execute(deepest)
+    out.append(engine.state.version == 2)
     with engine.transaction() as tx:
         tx.update(data={"domain.x": 0})
     try:
@@ -555,4 +585,4 @@ print(len(out), all(out))
 def test_tree_at_the_limit_on_a_small_stack_in_a_subprocess(backend, kind):
     proc = _run_script(_AT_LIMIT_SCRIPT, backend, kind)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip() == "7 True", proc.stderr
+    assert proc.stdout.strip() == "8 True", proc.stderr

@@ -243,3 +243,25 @@ def test_delete_list_item_in_range(make_engine):
     assert engine.state.domain.lst == [1, 3]
     _host(engine, delete=["domain.lst.0", "domain.lst.0"])
     assert engine.state.domain.lst == []
+
+
+@pytest.mark.parametrize("index", [None, "1", 1.0])
+@pytest.mark.parametrize("op", ["pop", "insert", "getitem", "setitem", "delitem"])
+def test_non_int_indices_are_type_errors(make_engine, op, index):
+    actions = {
+        "pop": lambda ctx: ctx.domain.lst.pop(index),
+        "insert": lambda ctx: ctx.domain.lst.insert(index, 0),
+        "getitem": lambda ctx: ctx.domain.lst[index],
+        "setitem": lambda ctx: ctx.domain.lst.__setitem__(index, 0),
+        "delitem": lambda ctx: ctx.domain.lst.__delitem__(index),
+    }
+    engine = make_engine(_ctx())
+    with pytest.raises(TypeError):
+        _run(engine, actions[op])
+    assert engine.state.version == 0
+
+
+def test_bool_indices_act_as_ints(make_engine):
+    engine = make_engine(_ctx())
+    _run(engine, lambda ctx: ctx.domain.lst.pop(True))
+    assert engine.state.domain.lst == [1, 3]

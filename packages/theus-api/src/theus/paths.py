@@ -21,6 +21,7 @@ __all__ = [
     "overlaps",
     "parse_path",
     "parse_pattern",
+    "shorten",
 ]
 
 Path = tuple[str, ...]

@@ -190,7 +190,10 @@ thread_local! {
 /// is the ordinary (recursive, O(1) for shared parts) drop; below [`DROP_RECURSION`] nested
 /// containers, the values are moved onto a heap stack and containers held only here are
 /// emptied one by one, so the native stack does not grow with the depth.
-pub(crate) fn drop_container<L: Clone, C>(taken: C, into_values: impl FnOnce(C, &mut Vec<Value<L>>)) {
+pub(crate) fn drop_container<L: Clone, C>(
+    taken: C,
+    into_values: impl FnOnce(C, &mut Vec<Value<L>>),
+) {
     let depth = DROP_DEPTH.with(Cell::get);
     if depth < DROP_RECURSION {
         DROP_DEPTH.with(|d| d.set(depth + 1));

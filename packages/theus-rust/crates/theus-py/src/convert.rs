@@ -21,16 +21,15 @@ use crate::{api, Leaf};
 /// may not contain a signal key (`ContextError` naming the path). No value may sit deeper than
 /// [`MAX_DEPTH`] segments and a value containing itself is refused (`DepthLimitError`, spec
 /// `01`). Iterative: the native stack does not grow with the input's depth.
-pub(crate) fn freeze(
-    py: Python<'_>,
-    obj: &Bound<'_, PyAny>,
+pub(crate) fn freeze<'py>(
+    py: Python<'py>,
+    obj: &Bound<'py, PyAny>,
     path: &Path,
     zone: Zone,
     tx: Option<&Py<Tx>>,
 ) -> PyResult<Value<Leaf>> {
-    let _ = py;
     Freezer {
-        py: obj.py(),
+        py,
         path,
         tx,
         below: Vec::new(),
@@ -316,11 +315,7 @@ impl<'py> Freezer<'_, 'py> {
 
 /// `DepthLimitError` if the stored `value` does not fit at `at` (its deepest item would sit
 /// below [`MAX_DEPTH`] segments). Iterative.
-pub(crate) fn check_height(
-    py: Python<'_>,
-    value: &Value<Leaf>,
-    at: &[Arc<str>],
-) -> PyResult<()> {
+pub(crate) fn check_height(py: Python<'_>, value: &Value<Leaf>, at: &[Arc<str>]) -> PyResult<()> {
     let Some(room) = MAX_DEPTH.checked_sub(at.len()) else {
         return Err(depth_limit(
             py,

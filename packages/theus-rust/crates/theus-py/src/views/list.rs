@@ -62,6 +62,17 @@ fn index_of(index: &Bound<'_, PyAny>) -> PyResult<isize> {
     saturating_index(index)
 }
 
+/// A list index argument (`pop(i)`, `insert(i, v)`): any int, saturated to `isize`.
+pub(crate) struct SatIndex(isize);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for SatIndex {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        saturating_index(&obj.to_owned()).map(SatIndex)
+    }
+}
+
 /// An int index as `isize`, saturated: `10**30` and `-10**30` are just out of range (or clamp,
 /// for `insert`), never `OverflowError` (spec `01`).
 fn saturating_index(index: &Bound<'_, PyAny>) -> PyResult<isize> {
@@ -275,13 +286,8 @@ impl ListView {
     }
 
     /// Insert `value` before `index`.
-    fn insert(
-        &self,
-        py: Python<'_>,
-        index: &Bound<'_, PyAny>,
-        value: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        let index = saturating_index(index)?;
+    fn insert(&self, py: Python<'_>, index: SatIndex, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let index = index.0;
         let (tx, _) = writer(py, &self.path, &self.src, "insert into", None)?;
         let (zone, list) = with_tx(py, tx, |txn| {
             check_list(py, txn, &self.path, WriteOp::Insert, "insert into")
@@ -299,9 +305,9 @@ impl ListView {
     }
 
     /// Remove and return the item at `index` (default last).
-    #[pyo3(signature = (index = None), text_signature = "($self, index=-1)")]
-    fn pop(&self, py: Python<'_>, index: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
-        let index = index.map_or(Ok(-1), saturating_index)?;
+    #[pyo3(signature = (index = SatIndex(-1)), text_signature = "($self, index=-1)")]
+    fn pop(&self, py: Python<'_>, index: SatIndex) -> PyResult<Py<PyAny>> {
+        let index = index.0;
         let (tx, _) = writer(py, &self.path, &self.src, "pop from", None)?;
         let removed = with_tx(py, tx, |txn| {
             let (_, list) = check_list(py, txn, &self.path, WriteOp::Pop, "pop from")?;

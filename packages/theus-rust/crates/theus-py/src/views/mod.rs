@@ -118,7 +118,9 @@ pub(crate) fn view_depth(obj: &Bound<'_, PyAny>) -> Option<usize> {
     if let Ok(view) = obj.cast::<MapView>() {
         return Some(view.get().path.len());
     }
-    obj.cast::<ListView>().ok().map(|view| view.get().path.len())
+    obj.cast::<ListView>()
+        .ok()
+        .map(|view| view.get().path.len())
 }
 
 /// Whether `obj` is a map or list view (of a snapshot or of a transaction).

@@ -285,7 +285,7 @@ impl<L: Clone> PMap<L> {
     pub(crate) fn take_values(&mut self, out: &mut Vec<Value<L>>) {
         if let Some(inner) = Arc::get_mut(&mut self.0) {
             let inner = std::mem::take(inner);
-            out.extend(inner.delta.into_iter().map(|(_, v)| v));
+            out.extend(inner.delta.into_iter().map(|slot| slot.value));
             out.extend(inner.entries.into_iter().map(|(_, v)| v));
         }
     }
@@ -296,7 +296,7 @@ impl<L: Clone> Drop for PMap<L> {
         if let Some(inner) = Arc::get_mut(&mut self.0) {
             if !inner.order.is_empty() || !inner.delta.is_empty() {
                 crate::value::drop_container(std::mem::take(inner), |inner, out| {
-                    out.extend(inner.delta.into_iter().map(|(_, v)| v));
+                    out.extend(inner.delta.into_iter().map(|slot| slot.value));
                     out.extend(inner.entries.into_iter().map(|(_, v)| v));
                 });
             }

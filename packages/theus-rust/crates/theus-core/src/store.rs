@@ -81,7 +81,7 @@ pub struct CommitGuard<L: Clone> {
     spent: Vec<Transaction<L>>,
 }
 
-impl<L> Drop for CommitGuard<L> {
+impl<L: Clone> Drop for CommitGuard<L> {
     fn drop(&mut self) {
         // Before the fields: `history` (the lock) is released right after this.
         self.store.0.owner.store(0, Ordering::Release);

@@ -19,6 +19,7 @@ __all__ = [
     "get_in",
     "index_of",
     "is_node",
+    "register_views",
     "set_in",
     "thaw",
     "zone_root",
@@ -47,6 +48,16 @@ def _check_key(key: object, path: Path) -> str:
     return key
 
 
+_VIEW_TYPES: tuple[type, ...] = ()
+_view_content: Callable[[Any], Any] = lambda view: view
+
+
+def register_views(types: tuple[type, ...], content: Callable[[Any], Any]) -> None:
+    """Let ``freeze`` store views by content when ``unwrap`` leaves them (``_views`` calls it)."""
+    global _VIEW_TYPES, _view_content
+    _VIEW_TYPES, _view_content = types, content
+
+
 def freeze(value: Any, path: Path, zone: Zone, unwrap: Callable[[Any], Any]) -> Any:
     """The stored form of ``value`` written at ``path`` (in ``zone``).
 
@@ -54,7 +65,7 @@ def freeze(value: Any, path: Path, zone: Zone, unwrap: Callable[[Any], Any]) -> 
     become frozensets, heavy values stay as they are, views are replaced by ``unwrap(view)``.
     """
     if zone is Zone.HEAVY:
-        if unwrap(value) is not value:
+        if unwrap(value) is not value or type(value) in _VIEW_TYPES:
             raise ContextError(
                 f"cannot store a view at {format_path(path)!r}: heavy values are kept by "
                 "reference and a view is a window on a transaction; write "
@@ -64,6 +75,8 @@ def freeze(value: Any, path: Path, zone: Zone, unwrap: Callable[[Any], Any]) -> 
     unwrapped = unwrap(value)
     if unwrapped is not value:
         return unwrapped
+    if type(value) in _VIEW_TYPES:  # a view ``unwrap`` left (the engine's context=): by content
+        return _view_content(value)
     if type(value) is PMap or type(value) is PList:
         return value
     if isinstance(value, Mapping):

@@ -7,7 +7,8 @@ recording of reads and writes, and the path-copying update of the draft.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from theus.contracts import Contract, Semantic
@@ -303,6 +304,26 @@ class Transaction:
             return self._observe(path, False)  # its whole content: meta is checked on store
         return value
 
+    def _unwrap_locked(self, value: Any) -> Any:
+        if isinstance(value, _View) and view_state(value)[1] is self:
+            self._enter()
+            try:
+                return self._unwrap(value)
+            finally:
+                self._exit()
+        return self._unwrap(value)
+
+    def _convert(self, check: Callable[[], Zone], path: Path, value: Any) -> Any:
+        """Phase one of a write: ``check()`` under the lock, then ``value`` frozen outside it
+        (converting a user object may run user code: mapping methods, destructors). Phase two
+        checks again and stores under the lock; freezing a frozen value returns it as is."""
+        self._enter()
+        try:
+            zone = check()
+        finally:
+            self._exit()
+        return freeze(value, path, Zone.DATA if zone is Zone.SIGNAL else zone, self._unwrap_locked)
+
     def _store(self, path: Path, zone: Zone, value: Any) -> None:
         self.wrote = True
         if zone is Zone.SIGNAL:
@@ -317,21 +338,23 @@ class Transaction:
 
     def write_key(self, parent: Path, key: str, value: Any) -> None:
         """``view.key = value`` on the map at ``parent``."""
-        self._enter()
-        try:
-            self._write_key(parent, key, value)
-        finally:
-            self._exit()
-
-    def _write_key(self, parent: Path, key: str, value: Any) -> None:
         if not isinstance(key, str) or not key or "." in key or key in ("*", "**"):
             raise ContextError(f"invalid key {key!r} under {format_path(parent)!r}")
         path = (*parent, key)
         if isinstance(value, _View) and view_state(value)[:2] == (path, self):
             return  # ``view.x += [...]`` assigns the mutated view back to itself
-        zone = self._check_write(path, "set", value)
-        self.node(parent)
-        self._store(path, zone, value)
+
+        def check() -> Zone:
+            zone = self._check_write(path, "set", value)
+            self.node(parent)
+            return zone
+
+        frozen = self._convert(check, path, value)
+        self._enter()
+        try:
+            self._store(path, check(), frozen)
+        finally:
+            self._exit()
 
     def delete_key(self, parent: Path, key: str, attr: bool) -> None:
         """``del view.key`` on the map at ``parent``."""
@@ -368,20 +391,23 @@ class Transaction:
 
     def set_item(self, path: Path, index: int, value: Any) -> None:
         """``lst[i] = value``: a write of the item's path (spec/04)."""
+        where: list[Path] = []
+
+        def check() -> Zone:
+            size = len(self.node(path))
+            i = index + size if index < 0 else index
+            if not 0 <= i < size:
+                raise IndexError(f"list assignment index out of range at {format_path(path)!r}")
+            where[:] = [(*path, str(i))]
+            return self._check_write(where[0], "set", value)
+
+        frozen = self._convert(check, (*path, str(index)), value)
         self._enter()
         try:
-            self._set_item(path, index, value)
+            zone = check()
+            self._store(where[0], zone, frozen)
         finally:
             self._exit()
-
-    def _set_item(self, path: Path, index: int, value: Any) -> None:
-        size = len(self.node(path))
-        if index < 0:
-            index += size
-        if not 0 <= index < size:
-            raise IndexError(f"list assignment index out of range at {format_path(path)!r}")
-        item = (*path, str(index))
-        self._store(item, self._check_write(item, "set", value), value)
 
     def mutate_list(self, path: Path, op: str, args: tuple[Any, ...]) -> Any:
         """A list mutator on the list at ``path`` (append, extend, insert, pop, ...). The user
@@ -395,14 +421,25 @@ class Transaction:
                 self._exit()
             if op == "sort":
                 key = args[0]
-                order = sorted(
-                    range(len(items)),
-                    key=lambda i: thaw(shown[i]) if key is None else key(wrap(shown[i], path, None)),
-                    reverse=args[1],
-                )
+
+                def sort_key(i: int) -> Any:
+                    return thaw(shown[i]) if key is None else key(wrap(shown[i], path, None))
+
+                order = sorted(range(len(items)), key=sort_key, reverse=args[1])
                 op, args = "reorder", (items, order)
             else:
                 op, args = "remove_at", ([thaw(v) for v in shown].index(args[0]),)
+        elif op in ("append", "extend", "insert"):
+
+            def check() -> Zone:
+                return self._target_list(path, op)[0]
+
+            if op == "insert":
+                args = (args[0], self._convert(check, (*path, str(args[0])), args[1]))
+            else:
+                values = args[0:1] if op == "append" else args[0]
+                frozen = [self._convert(check, (*path, "-"), v) for v in values]
+                args = (frozen[0],) if op == "append" else (frozen,)
         self._enter()
         try:
             return self._mutate_list(path, op, args)
@@ -466,46 +503,54 @@ class Transaction:
         return items
 
     def apply(self, update: Update) -> None:
-        """Apply explicit writes (``tx.update``, ``StateUpdate``, return mapping)."""
-        self._enter()
-        try:
-            self._apply(update)
-        finally:
-            self._exit()
-
-    def _apply(self, update: Update) -> None:
+        """Apply explicit writes (``tx.update``, ``StateUpdate``, return mapping); each
+        operation is atomic (spec/04)."""
         self._alive()
         for kind, path, value in update.ops:
             if kind == "set":
-                zone = self._check_write(path, "set", value)
-                if zone is not Zone.SIGNAL and get_in(self.root, path[:-1]) is MISSING:
-                    raise KeyError(
-                        f"cannot write {format_path(path)!r}: "
-                        f"{format_path(path[:-1])!r} does not exist"
-                    )
-                parent = get_in(self.root, path[:-1])
-                if zone is not Zone.SIGNAL and not is_node(parent):
-                    raise ContextError(
-                        f"cannot write {format_path(path)!r}: "
-                        f"{format_path(path[:-1])!r} is not a map or list"
-                    )
-                if type(parent) is PList and index_of(parent, path[-1]) is None:
-                    raise IndexError(f"list index out of range: {format_path(path)!r}")
-                self._store(path, zone, value)
+                frozen = self._convert(partial(self._set_check, path, value), path, value)
+                self._enter()
+                try:
+                    self._store(path, self._set_check(path, value), frozen)
+                finally:
+                    self._exit()
             elif kind == "delete":
-                parent = get_in(self.root, path[:-1])
-                if type(parent) is PList:  # an item delete shifts indices: a list write
-                    self._check_write(path[:-1], "delitem")
-                    if index_of(parent, path[-1]) is None:
-                        raise IndexError(f"cannot delete {format_path(path)!r}: no such item")
-                    self._delete(path, written=path[:-1])
-                    continue
-                self._check_write(path, "delete")
-                if get_in(self.root, path) is MISSING:
-                    raise KeyError(f"cannot delete {format_path(path)!r}: no such key")
-                self._delete(path)
+                self._enter()
+                try:
+                    self._delete_op(path)
+                finally:
+                    self._exit()
             else:
-                self._mutate_list(path, "append", (value,))
+                self.mutate_list(path, "append", (value,))
+
+    def _set_check(self, path: Path, value: Any) -> Zone:
+        zone = self._check_write(path, "set", value)
+        if zone is not Zone.SIGNAL and get_in(self.root, path[:-1]) is MISSING:
+            raise KeyError(
+                f"cannot write {format_path(path)!r}: {format_path(path[:-1])!r} does not exist"
+            )
+        parent = get_in(self.root, path[:-1])
+        if zone is not Zone.SIGNAL and not is_node(parent):
+            raise ContextError(
+                f"cannot write {format_path(path)!r}: "
+                f"{format_path(path[:-1])!r} is not a map or list"
+            )
+        if type(parent) is PList and index_of(parent, path[-1]) is None:
+            raise IndexError(f"list index out of range: {format_path(path)!r}")
+        return zone
+
+    def _delete_op(self, path: Path) -> None:
+        parent = get_in(self.root, path[:-1])
+        if type(parent) is PList:  # an item delete shifts indices: a list write
+            self._check_write(path[:-1], "delitem")
+            if index_of(parent, path[-1]) is None:
+                raise IndexError(f"cannot delete {format_path(path)!r}: no such item")
+            self._delete(path, written=path[:-1])
+            return
+        self._check_write(path, "delete")
+        if get_in(self.root, path) is MISSING:
+            raise KeyError(f"cannot delete {format_path(path)!r}: no such key")
+        self._delete(path)
 
     # -- end ---------------------------------------------------------------------------------
     def commit(self, strict: bool = False) -> Snapshot:

@@ -49,7 +49,10 @@ def _check_key(key: object, path: Path) -> str:
 
 
 _VIEW_TYPES: tuple[type, ...] = ()
-_view_content: Callable[[Any], Any] = lambda view: view
+
+
+def _view_content(view: Any) -> Any:
+    return view
 
 
 def register_views(types: tuple[type, ...], content: Callable[[Any], Any]) -> None:

@@ -106,7 +106,7 @@ SIGALRM_SCRIPT = """
 
     N = int(sys.argv[1])
     engine = TheusEngine(context={"domain": {"n": 0, "h": 0}}, backend="rust")
-    receiver = engine.signals.subscribe()
+    receiver = engine.signals.subscribe(capacity=100_000)
     calls = {"committed": 0, "nested": 0, "other": [], "busy": False}
 
     def handler(signum, frame):

@@ -316,14 +316,26 @@ class ReferenceEngine:
             return snap
 
     def _publish(self, signals: Mapping[Path, Any], version: int) -> None:
-        """Publish a landed commit's signals; a failing hub is logged, never raised (spec/08)."""
+        """Publish a landed commit's signals; a failing hub is logged, never raised (spec/08).
+
+        A ``BaseException`` that is not an ``Exception`` (``KeyboardInterrupt``) is re-raised
+        once every signal of the commit was published: the commit stands.
+        """
+        interrupt: BaseException | None = None
         for path, value in signals.items():
             try:
                 self.hub.publish(Signal(format_path(path), wrap(value, path, None), version))
             except Exception:
                 log.warning(
-                    "publishing signal %r of version %d failed", path, version, exc_info=True
+                    "publishing signal %r of version %d failed",
+                    format_path(path),
+                    version,
+                    exc_info=True,
                 )
+            except BaseException as exc:
+                interrupt = interrupt or exc
+        if interrupt is not None:
+            raise interrupt
 
     def close(self) -> None:
         """Refuse every later commit and ``begin`` (spec/11); waits for a commit in progress."""

@@ -15,14 +15,25 @@ from typing import TYPE_CHECKING, Any
 from theus.contracts import Contract, Semantic
 from theus.errors import ContextError, ContractViolationError
 from theus.local import Local
-from theus.paths import Path, format_path, has_surrogate, parse_path
+from theus.paths import Path, format_path, parse_path
 from theus.update import Update
 from theus.zones import Zone
 
 from ._meta import find_meta, hide_meta
 from ._pmap import MISSING
 from ._pvec import PList
-from ._tree import child, delete_in, freeze, get_in, index_of, is_node, set_in, thaw, zone_root
+from ._tree import (
+    check_key,
+    child,
+    delete_in,
+    freeze,
+    get_in,
+    index_of,
+    is_node,
+    set_in,
+    thaw,
+    zone_root,
+)
 from ._views import ListView, MapView, _View, view_state, wrap
 
 if TYPE_CHECKING:
@@ -345,17 +356,7 @@ class Transaction:
 
     def write_key(self, parent: Path, key: str, value: Any) -> None:
         """``view.key = value`` on the map at ``parent``."""
-        if (
-            not isinstance(key, str)
-            or not key
-            or "." in key
-            or key in ("*", "**")
-            or has_surrogate(key)
-        ):
-            raise ContextError(
-                f"invalid key {key!r} under {format_path(parent)!r}: keys are non-empty str "
-                "without '.', other than '*' and '**', and valid Unicode (no lone surrogates)"
-            )
+        check_key(key, parent)
         path = (*parent, key)
         if isinstance(value, _View) and view_state(value)[:2] == (path, self):
             return  # ``view.x += [...]`` assigns the mutated view back to itself

@@ -14,6 +14,7 @@ from ._pvec import PList
 
 __all__ = [
     "check_height",
+    "check_key",
     "child",
     "delete_in",
     "freeze",
@@ -41,7 +42,8 @@ def zone_root(path: Path) -> tuple[Zone, int]:
     return Zone.DATA, len(path)
 
 
-def _check_key(key: object, path: Path) -> str:
+def check_key(key: object, path: Path) -> str:
+    """``key`` if it is a valid key of a map at ``path`` (spec/01), else ``ContextError``."""
     if (
         not isinstance(key, str)
         or not key
@@ -185,7 +187,7 @@ def _freeze(
         out: dict[str, Any] = {}
         ancestors.append(value)
         for key, item in value.items():
-            key = _check_key(key, path)
+            key = check_key(key, path)
             inner = zone
             if zone is Zone.DATA:
                 inner = zone_of_key(key) or Zone.DATA

@@ -40,6 +40,7 @@ mod commit;
 mod contract;
 mod error;
 mod map;
+mod meta;
 mod path;
 mod path_set;
 mod pattern;

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Context", "Transaction"]
 
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+
 _BUSY = (
     "the transaction is busy: one of its operations is in progress on this thread (a view "
     "used re-entrantly, from a destructor or a signal handler)"
@@ -349,6 +351,13 @@ class Transaction:
             self.node(parent)
             return zone
 
+        if type(value) in _SCALARS:  # converting it runs no user code: one atomic step
+            self._enter()
+            try:
+                self._store(path, check(), value)
+            finally:
+                self._exit()
+            return
         frozen = self._convert(check, path, value)
         self._enter()
         try:

@@ -628,9 +628,6 @@ class Context:
         name = "global" if name == "global_" else name
         _ctx_state(self)[0].write_key((), name, value)
 
-    def __delattr__(self, name: str) -> None:
-        raise ContextError(f"cannot delete namespace {name!r}: namespaces are fixed")
-
     def __reduce_ex__(self, protocol: Any) -> Any:
         raise TypeError("ctx cannot be pickled or copied; use ctx.domain.to_dict()")
 

@@ -164,11 +164,17 @@ class Transaction:
     def observe(self, path: Path) -> Any:
         """A whole-container read of ``path`` (len, iteration, ==, to_dict ...); for a pure
         process without the meta values below it (spec/03)."""
-        self._enter()
+        lock = self._lock  # _enter/_exit, inlined on the read paths
+        lock.acquire()
+        if self._busy:
+            lock.release()
+            raise ContextError(_BUSY)
+        self._busy = True
         try:
             return self._observe(path, self._pure)
         finally:
-            self._exit()
+            self._busy = False
+            lock.release()
 
     def _observe(self, path: Path, hide: bool) -> Any:
         self._alive()
@@ -241,11 +247,17 @@ class Transaction:
 
     def read_key(self, parent: Path, key: str, attr: bool) -> Any:
         """``view.key`` / ``view["key"]`` on the map at ``parent``."""
-        self._enter()
+        lock = self._lock  # _enter/_exit, inlined on the read paths
+        lock.acquire()
+        if self._busy:
+            lock.release()
+            raise ContextError(_BUSY)
+        self._busy = True
         try:
             return self._read_key(parent, key, attr)
         finally:
-            self._exit()
+            self._busy = False
+            lock.release()
 
     def _read_key(self, parent: Path, key: str, attr: bool) -> Any:
         if not isinstance(key, str):
@@ -259,11 +271,17 @@ class Transaction:
 
     def read_index(self, parent: Path, index: int) -> Any:
         """``view[i]`` on the list at ``parent`` (``index`` >= 0)."""
-        self._enter()
+        lock = self._lock  # _enter/_exit, inlined on the read paths
+        lock.acquire()
+        if self._busy:
+            lock.release()
+            raise ContextError(_BUSY)
+        self._busy = True
         try:
             return self._read_index(parent, index)
         finally:
-            self._exit()
+            self._busy = False
+            lock.release()
 
     def _read_index(self, parent: Path, index: int) -> Any:
         node = self.node(parent)

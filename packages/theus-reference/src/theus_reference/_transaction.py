@@ -65,7 +65,8 @@ class Transaction:
         self.version = base.version
         self.contract: Contract | None = handle.contract if handle is not None else None
         self.semantic = handle.spec.semantic if handle is not None else None
-        self.root: Any = base.root  # the draft
+        self.base_root, self.base_signals = engine.parts(base)
+        self.root: Any = self.base_root  # the draft
         self.reads: set[Path] = set()
         self.writes: set[Path] = set()
         self.signals: dict[Path, Any] = {}
@@ -117,7 +118,7 @@ class Transaction:
         """Contract, semantic and zone rules for a write of ``kind`` at ``path``."""
         self._alive()
         if len(path) < 2:
-            if kind != "set" or path[0] not in self.base.root:
+            if kind != "set" or path[0] not in self.base_root:
                 raise ContextError(
                     f"namespaces are fixed when the engine is made; cannot {kind} {path[0]!r}"
                 )
@@ -242,7 +243,7 @@ class Transaction:
         covered = self._readable(path, zone)
         if zone is Zone.SIGNAL and root_len == len(path):
             # own writes first, then the base snapshot's; never recorded (spec/03)
-            value = self.signals.get(path, self.base.signal_index.get(path, MISSING))
+            value = self.signals.get(path, self.base_signals.get(path, MISSING))
             if not covered:
                 raise self.contract.read_violation(path)  # type: ignore[union-attr]
             if value is MISSING:

@@ -28,7 +28,7 @@ engine = TheusEngine(context={"domain": {"n": 0, "h": 0, "d": 0,
                                           **{f"c{i}": 0 for i in range(WORKERS)},
                                           **{f"a{i}": 0 for i in range(WORKERS)}}},
                      backend=BACKEND)
-rx = engine.signals.subscribe()
+rx = engine.signals.subscribe(capacity=10**7)   # the commit log: drained at the end
 tokens = itertools.count(1)     # next() and list.append are atomic: safe in signal handlers
 ok, failed = [], []              # (token, kind, key) of calls that returned / raised
 EXPECTED_FAILURES = (ConflictError, ContextError, NestedExecutionError)

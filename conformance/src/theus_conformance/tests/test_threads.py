@@ -133,7 +133,7 @@ def test_signals_from_threads_are_never_lost(make_engine):
 
 def test_hub_publish_from_threads(backend):
     hub = SignalHub(backend=backend)
-    rx = hub.subscribe()
+    rx = hub.subscribe(capacity=8000)
 
     def work(i):
         for j in range(2000):

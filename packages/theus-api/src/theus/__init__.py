@@ -25,6 +25,7 @@ from .errors import (
     NestedExecutionError,
     ProcessNotFoundError,
     SignalEmpty,
+    SignalLagged,
     TheusError,
 )
 from .signals import Signal, SignalHub
@@ -48,6 +49,7 @@ __all__ = [
     "Semantic",
     "Signal",
     "SignalEmpty",
+    "SignalLagged",
     "SignalHub",
     "StateUpdate",
     "TheusEngine",

@@ -13,7 +13,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from ._discovery import select_backend
 from ._runner import run_async, run_sync
@@ -26,6 +26,7 @@ from .errors import (
 )
 from .paths import parse_path
 from .protocols import EngineCore, EngineOptions, HubCore, TxCore
+from .signals import SignalHub
 from .update import Update, make_update
 
 __all__ = ["TheusEngine", "Transaction"]
@@ -180,9 +181,9 @@ class TheusEngine:
         return self._core.snapshot()
 
     @property
-    def signals(self) -> HubCore:
+    def signals(self) -> SignalHub:
         """The engine's own SignalHub (spec/08)."""
-        return self._hub
+        return cast(SignalHub, self._hub)
 
     def __repr__(self) -> str:
         return f"<TheusEngine backend={self.backend!r} version={self.state.version}>"

@@ -20,6 +20,7 @@ __all__ = [
     "NestedExecutionError",
     "ProcessNotFoundError",
     "SignalEmpty",
+    "SignalLagged",
     "TheusError",
 ]
 
@@ -69,3 +70,15 @@ class BackendLoadError(TheusError, ImportError):
 
 class SignalEmpty(TheusError, queue.Empty):
     """``Receiver.try_recv()`` found no pending message."""
+
+
+class SignalLagged(TheusError):
+    """A ``lag`` receiver fell behind: ``missed`` messages were dropped since the last report
+    (spec/08). The next receive continues from the oldest message retained."""
+
+    def __init__(self, missed: int) -> None:
+        super().__init__(f"the receiver fell behind and missed {missed} message(s)")
+        self.missed = missed
+
+    def __reduce__(self) -> tuple[type[SignalLagged], tuple[int]]:
+        return (type(self), (self.missed,))

@@ -6,7 +6,7 @@ state, the transaction and the hub through these protocols.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -18,7 +18,7 @@ __all__ = ["Backend", "EngineCore", "EngineOptions", "HubCore", "Receiver", "TxC
 
 @runtime_checkable
 class Receiver(Protocol):
-    """One subscription to a hub: every message published after it was made, in order."""
+    """One subscription to a hub (spec/08): the messages published after it was made."""
 
     def recv(self, timeout: float | None = None) -> Any:
         """Block for the next message; ``TimeoutError`` when ``timeout`` passes."""
@@ -28,8 +28,21 @@ class Receiver(Protocol):
         """The next message, or ``SignalEmpty``."""
         ...
 
+    def recv_many(self, max_n: int, timeout: float | None = None) -> list[Any]:
+        """Wait for one message, then return up to ``max_n``; ``[]`` on timeout."""
+        ...
+
     async def recv_async(self) -> Any:
         """Await the next message."""
+        ...
+
+    async def recv_many_async(self, max_n: int) -> list[Any]:
+        """Await one message, then return up to ``max_n``."""
+        ...
+
+    @property
+    def lagged(self) -> int:
+        """Messages missed in total (policy ``lag``)."""
         ...
 
     def close(self) -> None:
@@ -38,17 +51,29 @@ class Receiver(Protocol):
 
     def __iter__(self) -> Iterator[Any]: ...
 
+    def __len__(self) -> int: ...
+
 
 @runtime_checkable
 class HubCore(Protocol):
     """A broadcast channel (spec/08)."""
 
-    def publish(self, message: Any) -> int:
-        """Send ``message`` to every receiver; return how many were reached."""
+    def publish(self, message: Any, timeout: float | None = None) -> int:
+        """Deliver ``message`` to every receiver that accepts it; return how many got it."""
         ...
 
-    def subscribe(self) -> Receiver:
+    def publish_many(self, messages: Iterable[Any], timeout: float | None = None) -> int:
+        """Publish each message in order; the sum of the receivers reached."""
+        ...
+
+    def subscribe(
+        self, policy: str = "lag", capacity: int | None = None, topics: Iterable[str] | None = None
+    ) -> Receiver:
         """A new receiver."""
+        ...
+
+    def close(self) -> None:
+        """Close the hub and every receiver."""
         ...
 
 
@@ -121,8 +146,8 @@ class Backend(Protocol):
     version: str
     capabilities: frozenset[str]
 
-    def create_hub(self) -> HubCore:
-        """A new hub."""
+    def create_hub(self, capacity: int = 1024) -> HubCore:
+        """A new hub whose receivers hold ``capacity`` messages by default."""
         ...
 
     def create_engine(self, context: Mapping[str, Any], options: EngineOptions) -> EngineCore:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import abc
-from typing import Any, NamedTuple
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from .protocols import Receiver
 
 __all__ = ["Signal", "SignalHub"]
 
@@ -17,17 +21,41 @@ class Signal(NamedTuple):
 
 
 class SignalHub(abc.ABC):  # noqa: B024 - an ABC used for virtual subclassing only
-    """A broadcast channel. ``SignalHub()`` returns the selected backend's hub.
+    """A broadcast channel (spec/08). ``SignalHub(capacity=1024, backend=None)`` returns a hub
+    of the selected backend.
 
-    ``hub.publish(msg)`` reaches every receiver made by ``hub.subscribe()``; receivers offer
-    ``recv(timeout)``, ``try_recv()``, ``await recv_async()``, ``close()`` and iteration.
-    Backend hub classes are registered as virtual subclasses, so ``isinstance`` works.
+    ``hub.publish(msg, timeout=None)`` reaches every receiver made by
+    ``hub.subscribe(policy="lag" | "block", capacity=None, topics=None)``; receivers offer
+    ``recv(timeout)``, ``try_recv()``, ``recv_many(max_n, timeout)``, ``await recv_async()``,
+    ``await recv_many_async(max_n)``, sync and async iteration, ``len``, ``lagged`` and
+    ``close()``. Backend hub classes are registered as virtual subclasses, so ``isinstance``
+    works.
     """
 
-    def __new__(cls, backend: Any = None) -> Any:
+    def __new__(cls, capacity: int = 1024, backend: Any = None) -> Any:
         from ._discovery import select_backend
+        from .hub import check_capacity
 
-        return select_backend(backend).create_hub()
+        return select_backend(backend).create_hub(check_capacity(capacity, "capacity"))
+
+    # The interface every backend's hub implements (for type checkers; never called here).
+    def publish(self, message: Any, timeout: float | None = None) -> int:
+        """Deliver ``message`` to every receiver that accepts it; return how many got it."""
+        raise NotImplementedError
+
+    def publish_many(self, messages: Iterable[Any], timeout: float | None = None) -> int:
+        """Publish each message in order; return the sum of the receivers reached."""
+        raise NotImplementedError
+
+    def subscribe(
+        self, policy: str = "lag", capacity: int | None = None, topics: Iterable[str] | None = None
+    ) -> Receiver:
+        """A new receiver: ``policy`` ``"lag"`` or ``"block"``, optional topic patterns."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close the hub and every receiver."""
+        raise NotImplementedError
 
 
 def _register_local_hub() -> None:

@@ -26,9 +26,9 @@ class ReferenceBackend:
     version = __version__
     capabilities = frozenset({"threads", "async"})
 
-    def create_hub(self) -> LocalHub:
+    def create_hub(self, capacity: int = 1024) -> LocalHub:
         """A new hub (the backend-independent pure-Python one)."""
-        return LocalHub()
+        return LocalHub(capacity)
 
     def create_engine(self, context: Mapping[str, Any], options: EngineOptions) -> ReferenceEngine:
         """A new engine core with ``context`` as version 0."""

@@ -44,9 +44,9 @@ class RustBackend:
     version = __version__
     capabilities = frozenset({"threads", "async", "native-execute"})
 
-    def create_hub(self) -> LocalHub:
+    def create_hub(self, capacity: int = 1024) -> LocalHub:
         """A new hub (the backend-independent one from ``theus.hub``)."""
-        return LocalHub()
+        return LocalHub(capacity)
 
     def create_engine(self, context: Mapping[str, Any], options: EngineOptions) -> Engine:
         """A new native engine core with ``context`` as version 0."""

@@ -47,7 +47,7 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
     /// commit since the base is a conflict. See [`Transaction::commit_locked`].
     pub fn commit(self, strict: bool) -> Result<Committed<L>> {
         let store = self.store.clone();
-        let mut guard = store.lock_commits();
+        let mut guard = store.lock_commits()?;
         self.commit_locked(&mut guard, strict)
     }
 
@@ -58,7 +58,7 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
         F: FnOnce(&Committed<L>),
     {
         let store = self.store.clone();
-        let mut guard = store.lock_commits();
+        let mut guard = store.lock_commits()?;
         let committed = self.commit_locked(&mut guard, strict)?;
         publish(&committed);
         Ok(committed)
@@ -73,15 +73,32 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
     ///   write set (or the history no longer covers the base); otherwise this transaction's
     ///   minimal written paths are carried from the draft onto the latest root.
     ///
-    /// The new snapshot carries this transaction's signals (and only it does).
+    /// The new snapshot carries this transaction's signals (and only it does). A closed store
+    /// refuses every commit with [`Error::Closed`].
+    ///
+    /// The transaction (its base, its draft, its values) is handed to `guard`, which frees it
+    /// after releasing the lock, whatever the outcome.
     ///
     /// # Panics
     /// If `guard` belongs to another store.
-    pub fn commit_locked(self, guard: &mut CommitGuard<L>, strict: bool) -> Result<Committed<L>> {
+    pub fn commit_locked(
+        mut self,
+        guard: &mut CommitGuard<L>,
+        strict: bool,
+    ) -> Result<Committed<L>> {
         assert!(
             guard.store().same_as(&self.store),
             "commit_locked: the commit guard belongs to another store"
         );
+        let result = self.commit_in_place(guard, strict);
+        guard.retire(self);
+        result
+    }
+
+    fn commit_in_place(&mut self, guard: &mut CommitGuard<L>, strict: bool) -> Result<Committed<L>> {
+        if guard.store().is_closed() {
+            return Err(Error::Closed);
+        }
         let latest = guard.current();
         let base = self.base.version();
         if strict && latest.version() != base {
@@ -101,7 +118,7 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
         }
         let written = minimal(&self.writes);
         let root = if latest.version() == base {
-            self.draft
+            self.draft.clone()
         } else {
             self.check_conflicts(guard, latest.version())?;
             let mut root = latest.root().clone();
@@ -110,7 +127,8 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
             }
             root
         };
-        let snapshot = Arc::new(Snapshot::new(latest.version() + 1, root, self.signals));
+        let signals = std::mem::take(&mut self.signals);
+        let snapshot = Arc::new(Snapshot::new(latest.version() + 1, root, signals));
         guard.install(Arc::clone(&snapshot), written);
         Ok(Committed {
             snapshot,

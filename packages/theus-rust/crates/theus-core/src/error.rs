@@ -87,4 +87,14 @@ pub enum Error {
         /// What was expected.
         detail: String,
     },
+    /// A re-entrant commit: the calling thread already holds the engine's commit lock (a
+    /// signal handler or destructor inside a commit, or an open exclusive transaction) (`05`).
+    #[error("{detail}")]
+    Nested {
+        /// What was re-entered.
+        detail: String,
+    },
+    /// The store was closed; nothing was committed.
+    #[error("this TheusEngine is closed; nothing was committed")]
+    Closed,
 }

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use imbl::hashmap::Entry;
 use imbl::shared_ptr::ArcK;
 use imbl::{GenericHashMap, GenericOrdSet};
 
@@ -11,31 +10,79 @@ use crate::value::Value;
 
 type Hasher = foldhash::fast::RandomState;
 
-/// Overwrites of existing keys kept beside the trie before they are merged into it: a small
-/// map whose values change often (a counter, a status) then never copies a path of the trie,
-/// so a commit's cost does not grow with the size of the map (spec `05`, structural sharing).
+/// How many recently overwritten keys live beside the trie (see [`Inner::delta`]).
 const DELTA: usize = 8;
 
 #[derive(Clone)]
 struct Inner<L> {
-    /// Lookups: a hash array mapped trie (one hash lookup per key).
+    /// Lookups: a hash array mapped trie (one hash lookup per key). Holds every key that is
+    /// not in `delta`.
     entries: GenericHashMap<Arc<str>, Value<L>, Hasher, ArcK>,
-    /// Recent overwrites of keys, newer than `entries` (at most [`DELTA`]; each key once).
-    delta: Vec<(Arc<str>, Value<L>)>,
+    /// Keys overwritten recently (at most [`DELTA`]), kept beside the trie so that a small
+    /// map whose values change often (a counter, a status) does not copy a path of the trie
+    /// on every overwrite: a commit's cost does not grow with the size of the map (spec `05`,
+    /// structural sharing). A key is in `delta` or in `entries`, never in both: a replaced
+    /// value is never shadowed (kept alive) by the shared trie, so a value no live version
+    /// can reach is freed with the last version that held it (spec `05`, release).
+    delta: Vec<Slot<L>>,
     /// Every key, in order (spec `01`: sorted by code point, i.e. by UTF-8 bytes). Touched only
     /// when a key is added or removed, never when a value is overwritten.
     order: GenericOrdSet<Arc<str>, ArcK>,
 }
 
+/// One key of [`Inner::delta`] and its value.
+#[derive(Clone)]
+struct Slot<L> {
+    key: Arc<str>,
+    value: Value<L>,
+    /// Overwritten since the last eviction round (second chance: such a key stays).
+    recent: bool,
+}
+
 impl<L: Clone> Inner<L> {
     #[inline]
     fn find_delta(&self, key: &str) -> Option<usize> {
-        self.delta.iter().position(|(k, _)| **k == *key)
+        self.delta.iter().position(|s| *s.key == *key)
     }
 
-    fn flush(&mut self) {
-        for (k, v) in self.delta.drain(..) {
-            self.entries.insert(k, v);
+    /// Make room in `delta` for one more key: `true` if there is (after moving a key that was
+    /// not overwritten since the last round back into the trie), `false` if every key in it
+    /// is in use (then all get a second chance and the caller writes the trie directly).
+    fn make_room(&mut self) -> bool {
+        if self.delta.len() < DELTA {
+            return true;
+        }
+        match self.delta.iter().position(|s| !s.recent) {
+            Some(i) => {
+                let evicted = self.delta.swap_remove(i);
+                self.entries.insert(evicted.key, evicted.value);
+                for slot in &mut self.delta {
+                    slot.recent = false;
+                }
+                true
+            }
+            None => {
+                for slot in &mut self.delta {
+                    slot.recent = false;
+                }
+                false
+            }
+        }
+    }
+
+    /// Move `key` (present in `entries`) into `delta` with `value`, or overwrite it in the
+    /// trie when `delta` has no room; returns the previous value.
+    fn overwrite_trie_key(&mut self, key: Arc<str>, value: Value<L>) -> Option<Value<L>> {
+        if self.make_room() {
+            let old = self.entries.remove(&*key);
+            self.delta.push(Slot {
+                key,
+                value,
+                recent: true,
+            });
+            old
+        } else {
+            self.entries.insert(key, value)
         }
     }
 }
@@ -93,8 +140,8 @@ impl<L: Clone> PMap<L> {
     pub fn get_key_value(&self, key: &str) -> Option<(&Arc<str>, &Value<L>)> {
         let inner = &*self.0;
         if let Some(i) = inner.find_delta(key) {
-            let (k, v) = &inner.delta[i];
-            return Some((k, v));
+            let slot = &inner.delta[i];
+            return Some((&slot.key, &slot.value));
         }
         inner.entries.get_key_value(key)
     }
@@ -107,16 +154,24 @@ impl<L: Clone> PMap<L> {
     /// A mutable reference to the value at `key`, copying shared storage along the way only.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value<L>> {
         if let Some(i) = self.0.find_delta(key) {
-            return Some(&mut Arc::make_mut(&mut self.0).delta[i].1);
+            let slot = &mut Arc::make_mut(&mut self.0).delta[i];
+            slot.recent = true;
+            return Some(&mut slot.value);
         }
-        let (k, v) = self.0.entries.get_key_value(key)?;
-        let (k, v) = (k.clone(), v.clone());
+        if !self.0.entries.contains_key(key) {
+            return None; // keep the storage shared
+        }
         let inner = Arc::make_mut(&mut self.0);
-        if inner.delta.len() >= DELTA {
-            inner.flush();
+        if !inner.make_room() {
+            return inner.entries.get_mut(key);
         }
-        inner.delta.push((k, v));
-        inner.delta.last_mut().map(|(_, v)| v)
+        let (key, value) = inner.entries.remove_with_key(key)?;
+        inner.delta.push(Slot {
+            key,
+            value,
+            recent: true,
+        });
+        inner.delta.last_mut().map(|s| &mut s.value)
     }
 
     /// Insert or overwrite; returns the previous value.
@@ -124,24 +179,15 @@ impl<L: Clone> PMap<L> {
     pub fn insert(&mut self, key: Arc<str>, value: Value<L>) -> Option<Value<L>> {
         let inner = Arc::make_mut(&mut self.0);
         if let Some(i) = inner.find_delta(&key) {
-            return Some(std::mem::replace(&mut inner.delta[i].1, value));
+            let slot = &mut inner.delta[i];
+            slot.recent = true;
+            return Some(std::mem::replace(&mut slot.value, value));
         }
-        if let Some(old) = inner.entries.get(&*key) {
-            let old = old.clone();
-            if inner.delta.len() >= DELTA {
-                inner.flush();
-            }
-            inner.delta.push((key, value));
-            return Some(old);
+        if inner.entries.contains_key(&*key) {
+            return inner.overwrite_trie_key(key, value);
         }
-        match inner.entries.entry(key) {
-            Entry::Occupied(mut e) => Some(std::mem::replace(e.get_mut(), value)),
-            Entry::Vacant(e) => {
-                inner.order.insert(e.key().clone());
-                e.insert(value);
-                None
-            }
-        }
+        inner.order.insert(key.clone());
+        inner.entries.insert(key, value)
     }
 
     /// Remove `key`; returns its value.
@@ -150,10 +196,11 @@ impl<L: Clone> PMap<L> {
             return None; // keep the storage shared
         }
         let inner = Arc::make_mut(&mut self.0);
-        let newer = inner.find_delta(key).map(|i| inner.delta.remove(i).1);
-        let older = inner.entries.remove(key);
         inner.order.remove(key);
-        newer.or(older)
+        match inner.find_delta(key) {
+            Some(i) => Some(inner.delta.swap_remove(i).value),
+            None => inner.entries.remove(key),
+        }
     }
 
     /// The entries in key order.
@@ -306,5 +353,89 @@ mod tests {
         a.insert("y".into(), Value::Leaf(2));
         assert!(!a.ptr_eq(&b));
         assert_eq!(b.len(), 1);
+    }
+
+    /// A leaf whose liveness a test can watch.
+    fn watched(n: i64) -> (Value<Arc<i64>>, std::sync::Weak<i64>) {
+        let leaf = Arc::new(n);
+        let weak = Arc::downgrade(&leaf);
+        (Value::Leaf(leaf), weak)
+    }
+
+    fn big_map(n: usize) -> PMap<Arc<i64>> {
+        (0..n)
+            .map(|i| (Arc::from(format!("k{i}")), Value::Leaf(Arc::new(i as i64))))
+            .collect()
+    }
+
+    #[test]
+    fn a_replaced_value_dies_with_the_last_version_holding_it() {
+        for size in [1, 10, 1000] {
+            let mut current = big_map(size);
+            let (value, weak) = watched(-1);
+            current.insert("heavy_x".into(), value);
+            // Overwrite it while the old version is alive, then drop the old version.
+            let old = current.clone();
+            current.insert("heavy_x".into(), Value::Leaf(Arc::new(0)));
+            assert!(weak.upgrade().is_some(), "the old version still holds it");
+            drop(old);
+            assert!(weak.upgrade().is_none(), "size {size}: shadowed by the trie");
+        }
+    }
+
+    #[test]
+    fn no_overwrite_pattern_keeps_a_replaced_value() {
+        // Many keys overwritten in turn (filling and cycling the overwrite buffer), hot keys,
+        // get_mut descents and removals: every replaced value is freed as soon as no version
+        // that held it is alive.
+        let mut current = big_map(200);
+        let mut watched_values = Vec::new();
+        for step in 0..3000usize {
+            let key: Arc<str> = match step % 4 {
+                0 => "k0".into(),
+                1 => format!("k{}", step % 3).into(),
+                _ => format!("k{}", (step * 7919) % 200).into(),
+            };
+            let previous = current.clone();
+            if step % 13 == 0 {
+                if let Some(v) = current.get_mut(&key) {
+                    *v = Value::Leaf(Arc::new(-2));
+                }
+            } else if step % 17 == 0 {
+                current.remove(&key);
+            } else {
+                let (value, weak) = watched(step as i64);
+                current.insert(key, value);
+                watched_values.push(weak);
+            }
+            drop(previous);
+            let stored: Vec<*const i64> = current
+                .values()
+                .filter_map(|v| v.as_leaf())
+                .map(Arc::as_ptr)
+                .collect();
+            watched_values.retain(|w| w.strong_count() > 0);
+            for w in &watched_values {
+                assert!(
+                    stored.contains(&w.as_ptr()),
+                    "step {step}: a replaced value is still alive"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn overwrites_of_a_large_map_share_the_trie() {
+        let mut current = big_map(10_000);
+        for i in 0..100i64 {
+            let before = current.clone();
+            current.insert("k7".into(), Value::Leaf(Arc::new(i)));
+            // After the first overwrite the hot key lives beside the trie: the trie is shared.
+            if i > 0 {
+                assert!(current.0.entries.ptr_eq(&before.0.entries));
+            }
+            assert_eq!(before.len(), current.len());
+        }
+        assert_eq!(current.get("k7").and_then(|v| v.as_leaf()).map(|l| **l), Some(99));
     }
 }

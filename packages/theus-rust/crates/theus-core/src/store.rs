@@ -2,6 +2,7 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -26,7 +27,21 @@ pub struct Store<L>(Arc<Shared<L>>);
 struct Shared<L> {
     current: ArcSwap<Snapshot<L>>,
     commits: Arc<Mutex<History>>,
+    /// The [`thread_token`] of the thread holding `commits` (0: nobody). Written only by the
+    /// holder, so a thread reading its own token here knows it holds the lock.
+    owner: AtomicU64,
+    /// Set by [`Store::close`] under the commit lock; never cleared.
+    closed: AtomicBool,
     host: Arc<Contract>,
+}
+
+/// A number naming the calling thread, unique for the life of the process (never 0).
+fn thread_token() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static TOKEN: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    TOKEN.with(|t| *t)
 }
 
 /// The write sets (minimal written paths) of the last [`HISTORY_CAPACITY`] commits.
@@ -53,11 +68,24 @@ impl History {
 ///
 /// The guard owns what it locks (no lifetime), so an exclusive transaction can keep it from
 /// `begin` to `close`; it is `Send` so the Python crate can acquire it with the GIL released.
+///
+/// Nothing the commit replaces or consumes (the previous snapshot, the committed
+/// transaction's base and draft, a losing transaction) is freed while the lock is held: the
+/// guard keeps it and frees it after releasing the lock, so destructors of leaves (Python
+/// objects) never run inside the critical section.
 pub struct CommitGuard<L> {
     history: ArcMutexGuard<RawMutex, History>,
     store: Store<L>,
-    // Declared after `history`: the replaced snapshot is freed after the lock is released.
+    // Declared after `history`: freed after the lock is released.
     retired: Vec<Arc<Snapshot<L>>>,
+    spent: Vec<Transaction<L>>,
+}
+
+impl<L> Drop for CommitGuard<L> {
+    fn drop(&mut self) {
+        // Before the fields: `history` (the lock) is released right after this.
+        self.store.0.owner.store(0, Ordering::Release);
+    }
 }
 
 impl<L: Clone + Send + Sync + 'static> Store<L> {
@@ -96,6 +124,8 @@ impl<L: Clone + Send + Sync + 'static> Store<L> {
             commits: Arc::new(Mutex::new(History {
                 entries: VecDeque::with_capacity(HISTORY_CAPACITY),
             })),
+            owner: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
             host: Arc::new(Contract::unrestricted()),
         })))
     }
@@ -122,22 +152,65 @@ impl<L: Clone + Send + Sync + 'static> Store<L> {
         self.begin(Arc::clone(&self.0.host), true)
     }
 
-    /// Take the commit lock (blocks while another commit is in its critical section).
-    pub fn lock_commits(&self) -> CommitGuard<L> {
+    /// Take the commit lock (blocks while another thread is in its critical section).
+    ///
+    /// The lock knows its owner: if the calling thread already holds it (a signal handler or a
+    /// destructor running inside this thread's commit, or an open exclusive transaction of
+    /// this thread), this fails at once with [`Error::Nested`] instead of waiting forever.
+    pub fn lock_commits(&self) -> Result<CommitGuard<L>> {
+        let me = self.check_not_owner()?;
+        let history = self.0.commits.lock_arc();
+        Ok(self.guard(history, me))
+    }
+
+    /// Take the commit lock if it is free: `Ok(None)` if another thread holds it,
+    /// [`Error::Nested`] if this thread does (see [`Store::lock_commits`]).
+    pub fn try_lock_commits(&self) -> Result<Option<CommitGuard<L>>> {
+        let me = self.check_not_owner()?;
+        Ok(self
+            .0
+            .commits
+            .try_lock_arc()
+            .map(|history| self.guard(history, me)))
+    }
+
+    fn check_not_owner(&self) -> Result<u64> {
+        let me = thread_token();
+        if self.0.owner.load(Ordering::Acquire) == me {
+            return Err(Error::Nested {
+                detail: "this thread is already inside a commit of this engine or holds an \
+                         exclusive transaction on it (a signal handler or destructor re-entered \
+                         the engine); nothing was committed"
+                    .into(),
+            });
+        }
+        Ok(me)
+    }
+
+    fn guard(&self, history: ArcMutexGuard<RawMutex, History>, me: u64) -> CommitGuard<L> {
+        self.0.owner.store(me, Ordering::Release);
         CommitGuard {
-            history: self.0.commits.lock_arc(),
+            history,
             store: self.clone(),
             retired: Vec::new(),
+            spent: Vec::new(),
         }
     }
 
-    /// Take the commit lock if it is free.
-    pub fn try_lock_commits(&self) -> Option<CommitGuard<L>> {
-        Some(CommitGuard {
-            history: self.0.commits.try_lock_arc()?,
-            store: self.clone(),
-            retired: Vec::new(),
-        })
+    /// Close the store: wait for a commit in its critical section, then refuse every later
+    /// commit with [`Error::Closed`]. Idempotent. [`Error::Nested`] if this thread holds the
+    /// commit lock. See [`CommitGuard::close_store`] to close under a guard taken otherwise.
+    pub fn close(&self) -> Result<()> {
+        if self.is_closed() {
+            return Ok(());
+        }
+        self.lock_commits()?.close_store();
+        Ok(())
+    }
+
+    /// Whether [`Store::close`] has run.
+    pub fn is_closed(&self) -> bool {
+        self.0.closed.load(Ordering::Acquire)
     }
 
     /// Whether two handles are the same store.
@@ -172,6 +245,16 @@ impl<L: Clone + Send + Sync + 'static> CommitGuard<L> {
 
     pub(crate) fn history(&self) -> &History {
         &self.history
+    }
+
+    /// Mark the store closed (see [`Store::close`]): no commit lands after this guard.
+    pub fn close_store(&self) {
+        self.store.0.closed.store(true, Ordering::Release);
+    }
+
+    /// Keep a consumed transaction until the lock is released (then it is freed).
+    pub(crate) fn retire(&mut self, spent: Transaction<L>) {
+        self.spent.push(spent);
     }
 
     /// Make `snapshot` current and remember its write set.

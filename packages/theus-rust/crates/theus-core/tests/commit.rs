@@ -220,8 +220,9 @@ fn signals_are_published_under_the_commit_order() {
     let mut published = Vec::new();
     let committed = tx
         .commit_with(false, |c| {
-            // Still under the commit lock: no other commit can slip in.
-            assert!(store.try_lock_commits().is_none());
+            // Still under the commit lock: no other commit can slip in (and this thread
+            // re-entering it is refused at once).
+            assert!(matches!(store.try_lock_commits(), Err(Error::Nested { .. })));
             for (path, value) in c.signals() {
                 published.push((path.to_string(), *value, c.snapshot().version()));
             }
@@ -247,12 +248,12 @@ fn explicit_commit_guard() {
     let store = two_counters();
     let mut tx = store.begin_host();
     tx.set(&p("domain.a"), leaf(3)).unwrap();
-    let mut guard = store.lock_commits();
+    let mut guard = store.lock_commits().unwrap();
     let committed = tx.commit_locked(&mut guard, false).unwrap();
     assert_eq!(guard.current().version(), 1);
     drop(guard);
     assert_eq!(committed.snapshot().version(), 1);
-    assert!(store.try_lock_commits().is_some());
+    assert!(store.try_lock_commits().unwrap().is_some());
 }
 
 #[test]

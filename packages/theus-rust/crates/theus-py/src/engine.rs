@@ -13,7 +13,7 @@ use theus_core::{Contract, Error, PMap, Path, Semantic, Store, Zone};
 use crate::convert::freeze;
 use crate::errors::{conflict_error, context_error, invalid_contract, to_py, Shape};
 use crate::snapshot::Snapshot;
-use crate::tx::Tx;
+use crate::tx::{lock_commits, Tx};
 use crate::{api, Leaf};
 
 /// Re-run `k >= 2` sleeps a random time in `[0, BACKOFF_BASE * 2^(k-2)]` seconds (spec `05`).
@@ -26,10 +26,12 @@ pub struct Engine {
     pub(crate) strict_guards: bool,
     pub(crate) strict_cas: bool,
     pub(crate) hub: Py<PyAny>,
-    /// The Python object of the latest snapshot handed out, so that `engine.state` is the same
-    /// object until the next commit (spec `12`: after an error `engine.state` is the object
-    /// from before the call).
-    cache: Mutex<Option<(usize, Py<Snapshot>)>>,
+    /// The Python object of the current snapshot once handed out (pointer of the core
+    /// snapshot, its version, the object), so that `engine.state` is the same object until the
+    /// next commit (spec `12`: after an error `engine.state` is the object from before the
+    /// call). Never holds an older snapshot past the commit that replaced it. No Python code
+    /// runs while this lock is held: objects are made before and dropped after.
+    cache: Mutex<Option<(usize, u64, Py<Snapshot>)>>,
     rng: AtomicU64,
 }
 
@@ -44,22 +46,62 @@ pub struct Handle {
 }
 
 impl Engine {
-    /// The Python object for `snapshot` (cached for the latest one).
+    /// The Python object for `snapshot` (cached while it is the current one).
     pub(crate) fn snapshot_object(
         &self,
         py: Python<'_>,
         snapshot: Arc<theus_core::Snapshot<Leaf>>,
     ) -> PyResult<Py<Snapshot>> {
         let key = Arc::as_ptr(&snapshot) as usize;
-        let mut cache = self.cache.lock();
-        if let Some((k, obj)) = cache.as_ref() {
+        let version = snapshot.version();
+        if let Some((k, _, obj)) = self.cache.lock().as_ref() {
             if *k == key {
                 return Ok(obj.clone_ref(py));
             }
         }
-        let obj = Py::new(py, Snapshot { snap: snapshot })?;
-        *cache = Some((key, obj.clone_ref(py)));
+        // Allocating may run the cyclic GC (destructors): not under the lock.
+        let fresh = Py::new(py, Snapshot { snap: snapshot })?;
+        let (obj, replaced) = {
+            let mut cache = self.cache.lock();
+            match cache.as_ref() {
+                Some((k, _, obj)) if *k == key => (obj.clone_ref(py), None),
+                // Only the current snapshot is cached: a commit that landed meanwhile has
+                // already forgotten the older one, and must not see it come back.
+                _ if Arc::as_ptr(&self.store.current()) as usize == key => {
+                    let replaced = cache.replace((key, version, fresh.clone_ref(py)));
+                    (fresh.clone_ref(py), replaced)
+                }
+                _ => (fresh.clone_ref(py), None),
+            }
+        };
+        drop(replaced);
+        drop(fresh);
         Ok(obj)
+    }
+
+    /// Drop the cached object of a snapshot older than `version` (called after a commit, with
+    /// the lock released; the object, maybe the last holder of replaced values, is dropped
+    /// outside the lock).
+    pub(crate) fn forget_older(&self, version: u64) {
+        let stale = {
+            let mut cache = self.cache.lock();
+            match cache.as_ref() {
+                Some((_, v, _)) if *v < version => cache.take(),
+                _ => None,
+            }
+        };
+        drop(stale);
+    }
+
+    /// `ContextError` once [`Engine::close`] ran.
+    fn check_open(&self, py: Python<'_>) -> PyResult<()> {
+        if self.store.is_closed() {
+            return Err(context_error(
+                py,
+                "this TheusEngine is closed; nothing was committed".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn jitter(&self, attempt: u64) -> f64 {
@@ -183,6 +225,7 @@ impl Engine {
         handle: Option<&Bound<'_, Handle>>,
         exclusive: bool,
     ) -> PyResult<Py<Tx>> {
+        slf.get().check_open(slf.py())?;
         let contract = handle.map(|h| Arc::clone(&h.get().contract));
         Tx::begin(slf.py(), slf, contract, exclusive)
     }
@@ -200,6 +243,7 @@ impl Engine {
         let h = handle.get();
         let mut attempts: u64 = 0;
         loop {
+            slf.get().check_open(py)?;
             let exclusive = attempts > 0 && attempts == h.retries;
             let tx = Tx::begin(py, slf, Some(Arc::clone(&h.contract)), exclusive)?;
             let outcome = attempt(py, &tx, h, kwargs);
@@ -229,6 +273,26 @@ impl Engine {
                 py.detach(|| std::thread::sleep(Duration::from_secs_f64(delay)));
             }
         }
+    }
+
+    /// Close the engine core (spec `14`): wait for a commit in its critical section (or an
+    /// open exclusive transaction), then refuse every later commit and `begin` with
+    /// `ContextError`. Idempotent. After it returned nothing commits. `NestedExecutionError`
+    /// if called from inside this thread's own commit or exclusive transaction.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if self.store.is_closed() {
+            return Ok(());
+        }
+        let guard = lock_commits(py, &self.store)?;
+        guard.close_store();
+        drop(guard);
+        Ok(())
+    }
+
+    /// Whether [`Engine::close`] ran.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.store.is_closed()
     }
 
     /// The current version.

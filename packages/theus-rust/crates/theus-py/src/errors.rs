@@ -84,6 +84,8 @@ pub(crate) fn to_py(py: Python<'_>, err: Error, shape: Shape) -> PyErr {
         },
         Error::Conflict { .. } => raise(py, &a.conflict_error, err.to_string()),
         Error::Type { detail } => PyTypeError::new_err(detail),
+        Error::Nested { detail } => raise(py, &a.nested_execution_error, detail),
+        Error::Closed => raise(py, &a.context_error, err.to_string()),
         other => raise(py, &a.theus_error, other.to_string()),
     }
 }

@@ -55,6 +55,7 @@ pub(crate) struct Api {
     pub invalid_contract_error: Py<PyType>,
     pub contract_violation_error: Py<PyType>,
     pub conflict_error: Py<PyType>,
+    pub nested_execution_error: Py<PyType>,
     pub mapping_abc: Py<PyAny>,
     pub sequence_abc: Py<PyAny>,
     pub mapping_proxy: Py<PyAny>,
@@ -63,6 +64,8 @@ pub(crate) struct Api {
     pub apply_return: Py<PyAny>,
     pub sorted: Py<PyAny>,
     pub frozenset: Py<PyAny>,
+    /// `logging.getLogger("theus")`: failures after a commit landed are reported here.
+    pub logger: Py<PyAny>,
 }
 
 static API: PyOnceLock<Api> = PyOnceLock::new();
@@ -80,6 +83,7 @@ fn load_api(py: Python<'_>) -> PyResult<Api> {
         invalid_contract_error: ty("InvalidContractError")?,
         contract_violation_error: ty("ContractViolationError")?,
         conflict_error: ty("ConflictError")?,
+        nested_execution_error: ty("NestedExecutionError")?,
         mapping_abc: py.import("collections.abc")?.getattr("Mapping")?.unbind(),
         sequence_abc: py.import("collections.abc")?.getattr("Sequence")?.unbind(),
         mapping_proxy: py.import("types")?.getattr("MappingProxyType")?.unbind(),
@@ -91,6 +95,10 @@ fn load_api(py: Python<'_>) -> PyResult<Api> {
             .unbind(),
         sorted: builtins.getattr("sorted")?.unbind(),
         frozenset: builtins.getattr("frozenset")?.unbind(),
+        logger: py
+            .import("logging")?
+            .call_method1("getLogger", ("theus",))?
+            .unbind(),
     })
 }
 

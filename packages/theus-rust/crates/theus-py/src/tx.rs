@@ -3,10 +3,10 @@
 
 use std::sync::{Arc, OnceLock};
 
-use pyo3::exceptions::{PyAttributeError, PyKeyError, PyTypeError};
+use pyo3::exceptions::{PyAttributeError, PyException, PyKeyError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyString, PyTuple};
+use pyo3::types::{PyDict, PyString, PyTuple};
 use theus_core::{CommitGuard, Error, Lookup, Path, Store, Transaction, Value, WriteOp, Zone};
 
 use crate::convert::freeze;
@@ -34,10 +34,31 @@ pub struct Tx {
 }
 
 /// Take the engine's commit lock without ever blocking while attached to the interpreter.
-pub(crate) fn lock_commits(py: Python<'_>, store: &Store<Leaf>) -> CommitGuard<Leaf> {
-    store
-        .try_lock_commits()
-        .unwrap_or_else(|| py.detach(|| store.lock_commits()))
+/// `NestedExecutionError` at once if this thread already holds it (a signal handler or a
+/// destructor running inside this thread's commit or exclusive transaction).
+pub(crate) fn lock_commits(py: Python<'_>, store: &Store<Leaf>) -> PyResult<CommitGuard<Leaf>> {
+    let nested = |e| to_py(py, e, Shape::ContextError);
+    match store.try_lock_commits().map_err(nested)? {
+        Some(guard) => Ok(guard),
+        None => py.detach(|| store.lock_commits()).map_err(nested),
+    }
+}
+
+/// Report a failure that happened after a commit landed (it must not make the call raise):
+/// a warning on the `theus` logger, with the exception.
+fn log_after_commit(py: Python<'_>, what: String, err: &PyErr) {
+    let logged = (|| -> PyResult<()> {
+        let kwargs = PyDict::new(py);
+        kwargs.set_item(intern!(py, "exc_info"), err.value(py))?;
+        api(py)
+            .logger
+            .bind(py)
+            .call_method(intern!(py, "warning"), ("%s", what), Some(&kwargs))?;
+        Ok(())
+    })();
+    if let Err(e) = logged {
+        e.write_unraisable(py, None);
+    }
 }
 
 /// Run `f` on the live transaction of `tx` (`ContextError` once it has ended).
@@ -73,7 +94,10 @@ impl Tx {
         exclusive: bool,
     ) -> PyResult<Py<Tx>> {
         let e = engine.get();
-        let guard = exclusive.then(|| lock_commits(py, &e.store));
+        let guard = match exclusive {
+            true => Some(lock_commits(py, &e.store)?),
+            false => None,
+        };
         let process = contract.is_some();
         let txn = match contract {
             Some(c) => e.store.begin(c, e.strict_guards),
@@ -115,7 +139,13 @@ impl Tx {
 
     /// Commit (spec `05`): take the commit lock (unless held since an exclusive begin), check
     /// conflicts and rebase (detached from the interpreter when large), install, publish the
-    /// signals on the engine's hub under the lock, in commit order.
+    /// signals on the engine's hub under the lock, in commit order. Then release the lock and
+    /// only then free what the commit replaced (destructors may run from there on).
+    ///
+    /// Once the commit landed nothing makes this raise (spec `08`): a signal the hub fails to
+    /// take is logged on the `theus` logger and the next one is published. Only an interrupt
+    /// (a `BaseException` that is not an `Exception`, e.g. `KeyboardInterrupt`) raised while
+    /// publishing is re-raised, after every signal was published and the lock released.
     pub(crate) fn commit_inner(
         slf: &Bound<'_, Tx>,
         strict: bool,
@@ -125,20 +155,27 @@ impl Tx {
         if !me.open {
             return Err(ended(py));
         }
-        let Some(txn) = me.txn.take() else {
+        if me.txn.is_none() {
             return Err(context_error(
                 py,
                 "this transaction has already been committed".into(),
             ));
-        };
-        me.wrote = txn.wrote();
+        }
         let engine_py = me.engine.clone_ref(py);
         let engine = engine_py.get();
         let strict = strict || engine.strict_cas;
-        let mut own = None;
-        let guard: &mut CommitGuard<Leaf> = match me.guard.as_mut() {
-            Some(held) => held,
-            None => own.insert(lock_commits(py, &engine.store)),
+        let mut own = match me.guard {
+            Some(_) => None,
+            None => Some(lock_commits(py, &engine.store)?),
+        };
+        let Some(txn) = me.txn.take() else {
+            unreachable!("checked above");
+        };
+        me.wrote = txn.wrote();
+        let guard: &mut CommitGuard<Leaf> = match (me.guard.as_mut(), own.as_mut()) {
+            (Some(held), _) => held,
+            (None, Some(own)) => own,
+            (None, None) => unreachable!("locked above"),
         };
         let behind = guard.current().version() != txn.version();
         let large = txn.read_count() + txn.writes().len() > DETACH_WORK;
@@ -148,24 +185,47 @@ impl Tx {
             txn.commit_locked(guard, strict)
         };
         let committed = result.map_err(|e| to_py(py, e, Shape::ContextError))?;
+        let mut interrupt = None;
         if committed.is_new_version() && !committed.signals().is_empty() {
             let version = committed.snapshot().version();
             let signal = api(py).signal.bind(py);
             let hub = engine.hub.bind(py);
             for (path, value) in committed.signals() {
-                let message = signal.call1((path.to_string(), value.bind(py), version))?;
-                hub.call_method1(intern!(py, "publish"), (message,))?;
+                let published = signal
+                    .call1((path.to_string(), value.bind(py), version))
+                    .and_then(|message| hub.call_method1(intern!(py, "publish"), (message,)));
+                match published {
+                    Ok(_) => {}
+                    Err(err) if err.is_instance_of::<PyException>(py) => log_after_commit(
+                        py,
+                        format!(
+                            "version {version} was committed, but its signal '{path}' could \
+                             not be published: {err}"
+                        ),
+                        &err,
+                    ),
+                    Err(err) => {
+                        interrupt.get_or_insert(err);
+                    }
+                }
             }
         }
-        drop(own);
-        Ok(committed.into_snapshot())
+        let snapshot = committed.into_snapshot();
+        drop(me);
+        drop(own); // releases the lock, then frees what the commit replaced
+        engine.forget_older(snapshot.version());
+        match interrupt {
+            Some(err) => Err(err),
+            None => Ok(snapshot),
+        }
     }
 
     /// End the transaction: drop the draft, release an exclusive lock, break the ctx cycle.
     pub(crate) fn close_inner(&mut self) {
         self.open = false;
-        self.txn = None;
+        // The lock first: what the transaction held is freed outside the critical section.
         self.guard = None;
+        self.txn = None;
         self.ctx = None;
     }
 

@@ -84,6 +84,15 @@ pub struct Outbox<T, W> {
     pub wakers: Vec<W>,
 }
 
+/// A message the hub can carry: cloned once per receiver (make it cheap: an `Arc`), with an
+/// optional topic for the receivers' filters.
+pub trait Message: Clone {
+    /// The topic filters match (spec `08`, Topics); `None`: reaches only unfiltered receivers.
+    fn topic(&self) -> Option<&str> {
+        None
+    }
+}
+
 impl<T, W> Default for Outbox<T, W> {
     fn default() -> Self {
         Outbox {
@@ -281,7 +290,7 @@ fn lock_until<'a, G>(m: &'a Mutex<G>, wait: Wait) -> Option<MutexGuard<'a, G>> {
     }
 }
 
-impl<T: Clone, W> Hub<T, W> {
+impl<T: Message, W> Hub<T, W> {
     /// A new hub; `capacity` (>= 1) is the default queue bound of its receivers.
     pub fn new(capacity: usize) -> Hub<T, W> {
         Hub {
@@ -354,18 +363,17 @@ impl<T: Clone, W> Hub<T, W> {
         })
     }
 
-    /// Publish one message of `topic`; returns how many receivers got it.
+    /// Publish one message; returns how many receivers got it.
     pub fn publish(
         &self,
         message: T,
-        topic: Option<&str>,
         wait: Wait,
         out: &mut Outbox<T, W>,
     ) -> Result<usize, PublishError<T>> {
         let Some(_serial) = lock_until(&self.shared.publish, wait) else {
             return Err(PublishError::WouldBlock(message));
         };
-        self.publish_serialised(message, topic, wait, out)
+        self.publish_serialised(message, wait, out)
     }
 
     /// Publish messages in order under one hold of the publish lock. Returns the sum of the
@@ -373,7 +381,7 @@ impl<T: Clone, W> Hub<T, W> {
     /// ended (`stop` says why; the unpublished ones stay in `messages`, from the front).
     pub fn publish_batch(
         &self,
-        messages: &mut VecDeque<(T, Option<String>)>,
+        messages: &mut VecDeque<T>,
         wait: Wait,
         out: &mut Outbox<T, W>,
     ) -> (usize, Option<PublishError<()>>) {
@@ -381,15 +389,15 @@ impl<T: Clone, W> Hub<T, W> {
             return (0, Some(PublishError::WouldBlock(())));
         };
         let mut total = 0;
-        while let Some((message, topic)) = messages.pop_front() {
-            match self.publish_serialised(message, topic.as_deref(), wait, out) {
+        while let Some(message) = messages.pop_front() {
+            match self.publish_serialised(message, wait, out) {
                 Ok(n) => total += n,
                 Err(PublishError::WouldBlock(m)) => {
-                    messages.push_front((m, topic));
+                    messages.push_front(m);
                     return (total, Some(PublishError::WouldBlock(())));
                 }
                 Err(PublishError::Closed(m)) => {
-                    messages.push_front((m, topic));
+                    messages.push_front(m);
                     return (total, Some(PublishError::Closed(())));
                 }
             }
@@ -402,11 +410,11 @@ impl<T: Clone, W> Hub<T, W> {
     fn publish_serialised(
         &self,
         message: T,
-        topic: Option<&str>,
         wait: Wait,
         out: &mut Outbox<T, W>,
     ) -> Result<usize, PublishError<T>> {
         loop {
+            let topic = message.topic();
             let slots = self.shared.slots.lock();
             if self.is_closed() {
                 return Err(PublishError::Closed(message));
@@ -654,9 +662,19 @@ mod tests {
 
     type H = Hub<u64, u32>;
 
+    impl Message for u64 {}
+
+    #[derive(Clone, Debug, PartialEq)]
+    struct Topical(u64, Option<&'static str>);
+
+    impl Message for Topical {
+        fn topic(&self) -> Option<&str> {
+            self.1
+        }
+    }
+
     fn publish(hub: &H, m: u64) -> usize {
-        hub.publish(m, None, Wait::Forever, &mut Outbox::new())
-            .unwrap()
+        hub.publish(m, Wait::Forever, &mut Outbox::new()).unwrap()
     }
 
     #[test]
@@ -715,7 +733,7 @@ mod tests {
         let rx = hub.subscribe(Policy::Lag, Some(3), None).unwrap();
         let mut out = Outbox::new();
         for i in 0..100_000 {
-            hub.publish(i, None, Wait::No, &mut out).unwrap();
+            hub.publish(i, Wait::No, &mut out).unwrap();
             assert!(out.garbage.len() <= 2);
             out.garbage.clear();
         }
@@ -731,12 +749,12 @@ mod tests {
         publish(&hub, 2);
         let mut out = Outbox::new();
         assert_eq!(
-            hub.publish(3, None, Wait::No, &mut out),
+            hub.publish(3, Wait::No, &mut out),
             Err(PublishError::WouldBlock(3))
         );
         let soon = Instant::now() + Duration::from_millis(20);
         assert_eq!(
-            hub.publish(3, None, Wait::Until(soon), &mut out),
+            hub.publish(3, Wait::Until(soon), &mut out),
             Err(PublishError::WouldBlock(3))
         );
         assert_eq!(rx.len(), 2); // nobody got the timed-out message
@@ -761,7 +779,7 @@ mod tests {
         assert_eq!(lag.try_recv(), Ok(1));
         let soon = Instant::now() + Duration::from_millis(5);
         assert!(hub
-            .publish(2, None, Wait::Until(soon), &mut Outbox::new())
+            .publish(2, Wait::Until(soon), &mut Outbox::new())
             .is_err());
         assert_eq!(lag.try_recv(), Err(RecvError::Empty));
         assert_eq!(full.len(), 1);
@@ -769,7 +787,7 @@ mod tests {
 
     #[test]
     fn topics_filter_before_queueing() {
-        let hub = H::new(2);
+        let hub: Hub<Topical, u32> = Hub::new(2);
         let rx = hub
             .subscribe(Policy::Lag, None, Some(TopicFilter::new(["order.*"])))
             .unwrap();
@@ -780,13 +798,14 @@ mod tests {
         assert!(hub.has_filters());
         let mut out = Outbox::new();
         for (i, t) in ["order.paid", "order.a.b", "x", "order.new"].iter().enumerate() {
-            hub.publish(i as u64, Some(t), Wait::No, &mut out).unwrap();
+            let m = Topical(i as u64, Some(t));
+            hub.publish(m, Wait::No, &mut out).unwrap();
         }
-        assert_eq!(hub.publish(9, None, Wait::No, &mut out), Ok(1));
+        assert_eq!(hub.publish(Topical(9, None), Wait::No, &mut out), Ok(1));
         assert_eq!(rx.len(), 2);
         assert_eq!(rx.lagged(), 0);
-        assert_eq!(rx.try_recv(), Ok(0));
-        assert_eq!(rx.try_recv(), Ok(3));
+        assert_eq!(rx.try_recv().map(|m| m.0), Ok(0));
+        assert_eq!(rx.try_recv().map(|m| m.0), Ok(3));
         assert_eq!(all.len(), 5);
         assert_eq!(none.len(), 0);
         drop(rx);
@@ -809,7 +828,7 @@ mod tests {
         publish(&hub, 3);
         std::thread::scope(|s| {
             let h = &hub;
-            let blocked = s.spawn(move || h.publish(4, None, Wait::Forever, &mut Outbox::new()));
+            let blocked = s.spawn(move || h.publish(4, Wait::Forever, &mut Outbox::new()));
             let r2 = h.subscribe(Policy::Lag, None, None).unwrap();
             let waiting = s.spawn(move || r2.recv(Wait::Forever));
             std::thread::sleep(Duration::from_millis(30));
@@ -821,7 +840,7 @@ mod tests {
         assert_eq!(rx.try_recv(), Err(RecvError::Closed));
         assert!(hub.subscribe(Policy::Lag, None, None).is_none());
         assert!(matches!(
-            hub.publish(5, None, Wait::No, &mut Outbox::new()),
+            hub.publish(5, Wait::No, &mut Outbox::new()),
             Err(PublishError::Closed(5))
         ));
     }
@@ -833,7 +852,7 @@ mod tests {
         publish(&hub, 1);
         std::thread::scope(|s| {
             let h = &hub;
-            let blocked = s.spawn(move || h.publish(2, None, Wait::Forever, &mut Outbox::new()));
+            let blocked = s.spawn(move || h.publish(2, Wait::Forever, &mut Outbox::new()));
             std::thread::sleep(Duration::from_millis(30));
             drop(rx);
             assert_eq!(blocked.join().unwrap(), Ok(0));
@@ -850,8 +869,8 @@ mod tests {
             panic!("nothing pending")
         };
         let mut out = Outbox::new();
-        hub.publish(1, None, Wait::No, &mut out).unwrap();
-        hub.publish(2, None, Wait::No, &mut out).unwrap();
+        hub.publish(1, Wait::No, &mut out).unwrap();
+        hub.publish(2, Wait::No, &mut out).unwrap();
         assert_eq!(out.wakers, vec![7]);
         assert_eq!(rx.unregister(id), None);
         assert!(matches!(rx.poll_register(8, &mut got, 8), Ok(Poll::Ready(8))));
@@ -885,7 +904,7 @@ mod tests {
                 s.spawn(move || {
                     let mut out = Outbox::new();
                     for i in 0..N {
-                        h.publish(p * N + i, None, Wait::Forever, &mut out).unwrap();
+                        h.publish(p * N + i, Wait::Forever, &mut out).unwrap();
                         out.garbage.clear();
                     }
                 });

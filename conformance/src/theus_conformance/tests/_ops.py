@@ -134,6 +134,8 @@ def run(engine: Any, op: tuple) -> Outcome:
             result = engine.execute(_update_process(op[1], op[2]))
         elif kind == "program":
             result = engine.execute(_program_process(op[1], op[2], op[3], op[4]))
+        elif kind == "edge":
+            result = _edge(engine, op[1], op[2])
         else:  # pragma: no cover - a bug in the test
             raise AssertionError(f"unknown operation {op!r}")
     except (
@@ -378,3 +380,166 @@ DIFFERENTIAL_CONTEXT = {
     "domain": {"a": 1, "b": 2, "l": [3, 1, 2], "log_e": ["start"], "m": {"x": 1, "y": 2}},
     "global": {"g": 0},
 }
+
+
+# ---------------------------------------------------------------------------------------------
+# edge inputs (issue 6, classes 1 and 10): huge ints, odd keys, list paths, deep and cyclic
+# values; the reference backend decides, the backend under test must raise the same class
+
+HUGE = (10**30, -(10**30), 2**63, -(2**63) - 1, 2**64, 2**1000)
+ODD_KEYS = (
+    "",
+    ".",
+    "*",
+    "**",
+    "a.b",
+    "\ud800",
+    "a\udfffb",
+    "\U0001f600",
+    "\u043a\u043b\u044e\u0447",
+    "k" * 300,
+    "0",
+    "007",
+    "sig_x",
+    "meta_q",
+    "heavy_q",
+    " ",
+)
+LIST_SEGMENTS = ("0", "1", "2", "3", "9", "01", "-1", "x", "9" * 25)
+MAX_DEPTH = 256
+
+
+def _nest(levels: int, kind: str = "map") -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = {"a": value} if kind == "map" else [value]
+    return value
+
+
+def _cyclic(levels: int) -> Any:
+    top: dict[str, Any] = {}
+    inner = top
+    for _ in range(levels % 4):
+        inner["a"] = {}
+        inner = inner["a"]
+    inner["loop"] = top if levels % 2 else [0, top]
+    return top
+
+
+def _in_process(engine: Any, action: Any, retries: int = 3) -> Any:
+    out: list[Any] = []
+
+    @process(inputs=["domain"], outputs=["domain"], retries=retries, name=f"edge_{next(_names)}")
+    def edge(ctx: Any) -> None:  # returns nothing: no return mapping
+        out.append(plain(action(ctx.domain)))
+
+    engine.execute(edge)
+    return out[-1]
+
+
+def _host_update(engine: Any, **kw: Any) -> None:
+    with engine.transaction() as tx:
+        tx.update(**kw)
+
+
+def _setitem(d: Any, i: int) -> None:
+    d.l[i] = 5
+
+
+def _delitem(d: Any, i: int) -> None:
+    del d.l[i]
+
+
+def _set_key(d: Any, key: str) -> None:
+    d[key] = 1
+
+
+def _edge(engine: Any, sub: str, arg: Any) -> Any:
+    """Run one edge operation; its result is compared across backends."""
+    if sub == "read":
+        return (plain(engine.state.domain.l[arg]), _in_process(engine, lambda d: d.l[arg]))
+    if sub == "setitem":
+        return _in_process(engine, lambda d: _setitem(d, arg))
+    if sub == "delitem":
+        return _in_process(engine, lambda d: _delitem(d, arg))
+    if sub == "pop":
+        return _in_process(engine, lambda d: d.l.pop(arg))
+    if sub == "insert":
+        return _in_process(engine, lambda d: d.l.insert(arg, "ins"))
+    if sub == "huge_value":
+        _host_update(engine, data={"domain.big": arg, "domain.m.big": [arg]})
+        return plain(engine.state.domain.big)
+    if sub == "key_in_value":
+        return _host_update(engine, data={"domain.m": {"x": 1, arg: 2}})
+    if sub == "key_in_path":
+        return _host_update(engine, data={f"domain.m.{arg}": 3})
+    if sub == "key_inplace":
+        return _in_process(engine, lambda d: _set_key(d.m, arg))
+    if sub == "key_get":
+        return plain(engine.state.get(f"domain.m.{arg}", "default"))
+    if sub == "key_delete":
+        return _host_update(engine, delete=[f"domain.m.{arg}"])
+    if sub == "list_set":
+        return _host_update(engine, data={f"domain.l.{arg}": "set"})
+    if sub == "list_delete":
+        return _host_update(engine, delete=[f"domain.l.{arg}"])
+    if sub == "list_get":
+        return plain(engine.state.get(f"domain.l.{arg}", "default"))
+    if sub == "signal_below":
+        return _host_update(engine, signal={f"domain.sig_s.{arg}": 1})
+    if sub == "data_below_signal":
+        return _host_update(engine, data={f"domain.sig_s.{arg}": 1})
+    if sub == "retries":
+        return _in_process(engine, lambda d: _set_key(d, "r"), retries=arg)
+    if sub == "deep_host":  # the value's leaf sits at 2 + arg segments
+        return _host_update(engine, data={"domain.z": _nest(arg)})
+    if sub == "deep_inplace":
+        return _in_process(engine, lambda d: _set_key_to(d, "z", _nest(arg, "list")))
+    if sub == "deep_append":  # at domain.l.N: 3 + (arg - 1) segments
+        return _in_process(engine, lambda d: d.l.append(_nest(arg - 1)))
+    if sub == "deep_path":
+        return plain(engine.state.get(".".join(["domain"] + ["a"] * (arg - 1)), "default"))
+    if sub == "cycle_host":
+        return _host_update(engine, data={"domain.z": _cyclic(arg)})
+    if sub == "cycle_inplace":
+        return _in_process(engine, lambda d: _set_key_to(d, "z", _cyclic(arg)))
+    raise AssertionError(f"unknown edge operation {sub!r}")  # pragma: no cover - a test bug
+
+
+def _set_key_to(d: Any, key: str, value: Any) -> None:
+    d[key] = value
+
+
+_indices = st.one_of(st.integers(-5, 5), st.sampled_from(HUGE))
+_odd_keys = st.one_of(
+    st.sampled_from(ODD_KEYS), st.text(st.characters(exclude_categories=()), max_size=3)
+)
+edge_ops = st.one_of(
+    st.tuples(
+        st.just("edge"), st.sampled_from(("read", "setitem", "delitem", "pop", "insert")), _indices
+    ),
+    st.tuples(st.just("edge"), st.just("huge_value"), st.sampled_from(HUGE)),
+    st.tuples(
+        st.just("edge"),
+        st.sampled_from(("key_in_value", "key_in_path", "key_inplace", "key_get", "key_delete")),
+        _odd_keys,
+    ),
+    st.tuples(
+        st.just("edge"),
+        st.sampled_from(("list_set", "list_delete", "list_get")),
+        st.one_of(st.sampled_from(LIST_SEGMENTS), st.integers(0, 6).map(str)),
+    ),
+    st.tuples(
+        st.just("edge"),
+        st.sampled_from(("signal_below", "data_below_signal")),
+        st.sampled_from(("b", "0", "x")),
+    ),
+    st.tuples(st.just("edge"), st.just("retries"), st.sampled_from((0, 1, 2**64, 2**70))),
+    st.tuples(
+        st.just("edge"),
+        st.sampled_from(
+            ("deep_host", "deep_inplace", "deep_append", "deep_path", "cycle_host", "cycle_inplace")
+        ),
+        st.integers(MAX_DEPTH - 4, MAX_DEPTH + 1),
+    ),
+)

@@ -468,6 +468,7 @@ def test_the_loop_is_woken_only_when_a_receiver_waits(backend):
     hub = _hub(backend)
     rx = hub.subscribe(capacity=10_000)
     calls = []
+    waits = [0]
 
     class CountingLoop(asyncio.SelectorEventLoop):
         def call_soon_threadsafe(self, *args, **kwargs):
@@ -480,20 +481,24 @@ def test_the_loop_is_woken_only_when_a_receiver_waits(backend):
         async def scenario():
             hub.publish_many(range(1000))  # nobody waits: no wake-up
             first = await rx.recv_many_async(10_000)
-            t = threading.Timer(0.05, lambda: hub.publish_many(range(500)))
+            woken_before = len(calls)
+            t = threading.Timer(0.05, lambda: hub.publish_many(range(5000)))
             t.start()
             second = []
-            while len(second) < 500:
+            while len(second) < 5000:
+                waits[0] += 1
                 second += await rx.recv_many_async(10_000)
             t.join()
-            return first, second
+            return first, woken_before, second
 
-        first, second = run_with_timeout(lambda: loop.run_until_complete(scenario()))
+        first, woken_before, second = run_with_timeout(lambda: loop.run_until_complete(scenario()))
     finally:
         loop.close()
     assert first == list(range(1000))
-    assert second == list(range(500))
-    assert len(calls) <= 3, f"{len(calls)} wake-ups for 2 waits: one per message?"
+    assert woken_before == 0, "messages published while nobody waited woke the loop"
+    assert second == list(range(5000))
+    assert len(calls) <= waits[0], f"{len(calls)} wake-ups for {waits[0]} waits"
+    assert waits[0] < 5000, "one wait per message: messages are not batched"
 
 
 def test_async_receive_does_not_block_the_loop(backend):

@@ -15,6 +15,7 @@ __all__ = [
     "ConflictError",
     "ContextError",
     "ContractViolationError",
+    "DepthLimitError",
     "InvalidContractError",
     "InvalidPathError",
     "NestedExecutionError",
@@ -31,6 +32,11 @@ class TheusError(Exception):
 
 class ContextError(TheusError):
     """A snapshot or read-only view was mutated, or the context was used outside its lifetime."""
+
+
+class DepthLimitError(ContextError, ValueError):
+    """A value would sit deeper than ``MAX_DEPTH`` (256) path segments, or contains itself
+    (spec/01)."""
 
 
 class InvalidPathError(TheusError, ValueError):

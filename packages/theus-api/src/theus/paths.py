@@ -12,19 +12,62 @@ from dataclasses import dataclass, field
 
 from .errors import InvalidContractError, InvalidPathError
 
-__all__ = ["Path", "Pattern", "format_path", "overlaps", "parse_path", "parse_pattern"]
+__all__ = [
+    "MAX_DEPTH",
+    "Path",
+    "Pattern",
+    "format_path",
+    "has_surrogate",
+    "overlaps",
+    "parse_path",
+    "parse_pattern",
+    "shorten",
+]
 
 Path = tuple[str, ...]
 
+MAX_DEPTH = 256
+"""The most segments a path in the tree may have (spec/01 depth limit; the namespace counts)."""
+
 _LITERAL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|0|[1-9][0-9]*")
 _WILDCARDS = frozenset({"*", "**"})
+
+
+def has_surrogate(text: str) -> bool:
+    """True if ``text`` holds a lone surrogate (not valid Unicode; spec/01 keys)."""
+    if text.isascii():
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def shorten(text: str, limit: int = 120) -> str:
+    """``repr(text)``, cut in the middle when longer than ``limit`` characters."""
+    shown = repr(text)
+    if len(shown) <= limit:
+        return shown
+    half = limit // 2
+    return f"{shown[:half]}...{shown[-half:]} ({len(text)} characters)"
 
 
 def parse_path(text: object) -> Path:
     """Split a dotted path into segments, validating it (spec/02)."""
     if not isinstance(text, str):
         raise InvalidPathError(f"a path must be a str, not {type(text).__name__}: {text!r}")
+    if has_surrogate(text):
+        raise InvalidPathError(
+            f"invalid path {shorten(text)}: it contains a lone surrogate; "
+            "paths must be valid Unicode"
+        )
     segments = tuple(text.split("."))
+    if len(segments) > MAX_DEPTH:
+        raise InvalidPathError(
+            f"invalid path {shorten(text)}: {len(segments)} segments, more than the "
+            f"limit of {MAX_DEPTH}"
+        )
     for segment in segments:
         if not segment or segment in _WILDCARDS:
             raise InvalidPathError(

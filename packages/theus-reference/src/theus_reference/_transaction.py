@@ -6,13 +6,14 @@ recording of reads and writes, and the path-copying update of the draft.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from theus.contracts import Contract, Semantic
 from theus.errors import ContextError, ContractViolationError
 from theus.local import Local
-from theus.paths import Path, format_path, parse_path
+from theus.paths import Path, format_path, has_surrogate, parse_path
 from theus.update import Update
 from theus.zones import Zone
 
@@ -200,19 +201,33 @@ class Transaction:
             return self.observe(value._path)
         return value
 
+    @staticmethod
+    def _origin(value: Any) -> int:
+        """The length of the path a view came from (0 when unknown: always re-checked)."""
+        return len(value._path) if isinstance(value, _View) else 0
+
     def _store(self, path: Path, zone: Zone, value: Any) -> None:
         self.wrote = True
         if zone is Zone.SIGNAL:
-            self.signals[path] = freeze(value, path, Zone.DATA, self._unwrap)
+            self.signals[path] = freeze(value, path, Zone.DATA, self._unwrap, self._origin)
             return
-        frozen = freeze(value, path, zone, self._unwrap)
+        frozen = freeze(value, path, zone, self._unwrap, self._origin)
         self.root = set_in(self.root, path, frozen)
         self.writes.add(path)
 
     def write_key(self, parent: Path, key: str, value: Any) -> None:
         """``view.key = value`` on the map at ``parent``."""
-        if not isinstance(key, str) or not key or "." in key or key in ("*", "**"):
-            raise ContextError(f"invalid key {key!r} under {format_path(parent)!r}")
+        if (
+            not isinstance(key, str)
+            or not key
+            or "." in key
+            or key in ("*", "**")
+            or has_surrogate(key)
+        ):
+            raise ContextError(
+                f"invalid key {key!r} under {format_path(parent)!r}: keys are non-empty str "
+                "without '.', other than '*' and '**', and valid Unicode (no lone surrogates)"
+            )
         path = (*parent, key)
         if isinstance(value, _View) and value._tx is self and value._path == path:
             return  # ``view.x += [...]`` assigns the mutated view back to itself
@@ -256,12 +271,17 @@ class Transaction:
             raise KeyError(f"cannot {op} {format_path(path)!r}: no such list")
         if type(current) is not PList:
             raise TypeError(f"cannot {op} {format_path(path)!r}: it is not a list")
+        if op in ("pop", "delitem", "insert") and not isinstance(args[0], slice):
+            # ints of any size (spec/01), like a list
+            args = (_list_index(op, args[0], len(current), path), *args[1:])
         result = None
         new: PList
         if op in ("append", "extend"):  # O(log n) per item: the vector grows at its end
             new = current
             for value in args[0:1] if op == "append" else args[0]:
-                new = new.append(freeze(value, (*path, str(len(new))), zone, self._unwrap))
+                new = new.append(
+                    freeze(value, (*path, str(len(new))), zone, self._unwrap, self._origin)
+                )
         elif op == "pop" and args[0] in (-1, len(current) - 1) and len(current):
             result = thaw(current.get(len(current) - 1))
             new = current.drop_last()
@@ -279,7 +299,9 @@ class Transaction:
     ) -> list[Any]:
         """The items after an index-shifting list change."""
         if op == "insert":
-            items.insert(args[0], freeze(args[1], (*path, str(args[0])), zone, self._unwrap))
+            items.insert(
+                args[0], freeze(args[1], (*path, str(args[0])), zone, self._unwrap, self._origin)
+            )
         elif op == "pop":
             items.pop(args[0])
         elif op == "remove":
@@ -351,6 +373,22 @@ class Transaction:
         held, self.held = self.held, None
         if held is not None:
             held.release()
+
+
+def _list_index(op: str, index: Any, size: int, path: Path) -> int:
+    """``index`` for ``pop``/``del``/``insert`` on a list of ``size`` items, like a Python list
+    but for any int: out of range is ``IndexError`` (``insert`` clamps), never OverflowError."""
+    i = operator.index(index)
+    if op == "insert":
+        return min(max(i + size, 0) if i < 0 else i, size)
+    if op == "pop" and size == 0:
+        raise IndexError("pop from empty list")
+    if i < 0:
+        i += size
+    if not 0 <= i < size:
+        what = "pop index" if op == "pop" else "list assignment index"
+        raise IndexError(f"{what} out of range at {format_path(path)!r}")
+    return i
 
 
 class Context:

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from theus.errors import ContextError
-from theus.paths import Path, format_path
+from theus.errors import ContextError, DepthLimitError
+from theus.paths import MAX_DEPTH, Path, format_path, has_surrogate
 from theus.zones import Zone, zone_of_key
 
 from ._pmap import MISSING, PMap
 from ._pvec import PList
 
 __all__ = [
+    "check_height",
     "child",
     "delete_in",
     "freeze",
@@ -40,34 +41,128 @@ def zone_root(path: Path) -> tuple[Zone, int]:
 
 
 def _check_key(key: object, path: Path) -> str:
-    if not isinstance(key, str) or not key or "." in key or key in ("*", "**"):
+    if (
+        not isinstance(key, str)
+        or not key
+        or "." in key
+        or key in ("*", "**")
+        or has_surrogate(key)
+    ):
         raise ContextError(
-            f"invalid key {key!r} under {format_path(path)!r}: keys are non-empty str without '.'"
+            f"invalid key {key!r} under {show_path(path)!r}: keys are non-empty str without "
+            "'.', other than '*' and '**', and valid Unicode (no lone surrogates)"
         )
     return key
 
 
-def freeze(value: Any, path: Path, zone: Zone, unwrap: Callable[[Any], Any]) -> Any:
+def show_path(path: Path) -> str:
+    """The dotted text of ``path``, with the middle elided when it has many segments."""
+    if len(path) <= 16:
+        return format_path(path)
+    return f"{format_path(path[:8])}...({len(path) - 16} segments)...{format_path(path[-8:])}"
+
+
+def _too_deep(path: Path, base: int, ancestors: list[Any]) -> DepthLimitError:
+    """The error for a value reached at ``path`` (longer than MAX_DEPTH).
+
+    ``ancestors[i]`` is the container being frozen at ``path[: base + i]``; when one of them
+    repeats the value contains itself, and the error names where the cycle closes.
+    """
+    first: dict[int, int] = {}
+    for j, container in enumerate(ancestors):
+        i = first.setdefault(id(container), j)
+        if i != j:
+            return DepthLimitError(
+                f"the value written at {show_path(path[:base])!r} contains itself: the "
+                f"{_kind(container)} at {show_path(path[: base + i])!r} appears again inside "
+                f"itself at {show_path(path[: base + j])!r}; a cyclic value cannot be stored"
+            )
+    return DepthLimitError(
+        f"the value written at {show_path(path[:base])!r} is nested too deeply: "
+        f"{show_path(path[: MAX_DEPTH + 1])!r} would have more than {MAX_DEPTH} segments "
+        f"(the depth limit)"
+    )
+
+
+def _kind(value: Any) -> str:
+    return "list" if isinstance(value, list) else "map"
+
+
+def check_height(node: Any, path: Path) -> None:
+    """``DepthLimitError`` if the stored ``node`` does not fit at ``path`` (iterative)."""
+    room = MAX_DEPTH - len(path)  # how many levels may sit below ``path``
+    if room < 0:
+        raise DepthLimitError(
+            f"cannot store a value at {show_path(path[: MAX_DEPTH + 1])!r}: more than "
+            f"{MAX_DEPTH} segments (the depth limit)"
+        )
+    stack: list[tuple[Any, Path]] = [(node, ())]
+    while stack:
+        current, below = stack.pop()
+        if type(current) is PMap:
+            children: list[tuple[str, Any]] = current.items()
+        elif type(current) is PList:
+            children = [(str(i), v) for i, v in enumerate(current)]
+        else:
+            continue
+        for key, item in children:
+            inner = (*below, key)
+            if len(inner) > room:
+                raise DepthLimitError(
+                    f"cannot store the value at {show_path(path)!r}: its item "
+                    f"{show_path((*path, *inner))!r} would have more than {MAX_DEPTH} "
+                    "segments (the depth limit)"
+                )
+            if is_node(item):
+                stack.append((item, inner))
+
+
+def freeze(
+    value: Any,
+    path: Path,
+    zone: Zone,
+    unwrap: Callable[[Any], Any],
+    origin: Callable[[Any], int] | None = None,
+) -> Any:
     """The stored form of ``value`` written at ``path`` (in ``zone``).
 
     Maps and lists become ``PMap``/``PList`` recursively (the caller's object is copied), sets
     become frozensets, heavy values stay as they are, views are replaced by ``unwrap(view)``.
+    No value may end up deeper than ``MAX_DEPTH`` segments, and a value containing itself is
+    refused (``DepthLimitError``, spec/01). A stored container (from ``unwrap``) is re-checked
+    when ``origin(view)`` (the length of the path it came from; unknown: always) is shorter
+    than the path it is written at. One Python frame per level of nesting.
     """
+    return _freeze(value, path, zone, unwrap, origin, len(path), [])
+
+
+def _freeze(
+    value: Any,
+    path: Path,
+    zone: Zone,
+    unwrap: Callable[[Any], Any],
+    origin: Callable[[Any], int] | None,
+    base: int,
+    ancestors: list[Any],
+) -> Any:
+    if len(path) > MAX_DEPTH:
+        raise _too_deep(path, base, ancestors)
     if zone is Zone.HEAVY:
         if unwrap(value) is not value:
             raise ContextError(
-                f"cannot store a view at {format_path(path)!r}: heavy values are kept by "
+                f"cannot store a view at {show_path(path)!r}: heavy values are kept by "
                 "reference and a view is a window on a transaction; write "
                 "view.to_dict() / view.to_list() instead"
             )
         return value
     unwrapped = unwrap(value)
-    if unwrapped is not value:
+    if unwrapped is not value or type(value) is PMap or type(value) is PList:
+        if is_node(unwrapped) and (origin is None or origin(value) < len(path)):
+            check_height(unwrapped, path)
         return unwrapped
-    if type(value) is PMap or type(value) is PList:
-        return value
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
+        ancestors.append(value)
         for key, item in value.items():
             key = _check_key(key, path)
             inner = zone
@@ -75,25 +170,47 @@ def freeze(value: Any, path: Path, zone: Zone, unwrap: Callable[[Any], Any]) -> 
                 inner = zone_of_key(key) or Zone.DATA
                 if inner is Zone.SIGNAL:
                     raise ContextError(
-                        f"the map written at {format_path(path)!r} contains signal key {key!r}; "
+                        f"the map written at {show_path(path)!r} contains signal key {key!r}; "
                         "signals are transient: write the signal path itself"
                     )
-            out[key] = freeze(item, (*path, key), inner, unwrap)
+            out[key] = _freeze(item, (*path, key), inner, unwrap, origin, base, ancestors)
+        ancestors.pop()
         return PMap(out)
     if isinstance(value, list):
-        return PList(freeze(item, (*path, str(i)), zone, unwrap) for i, item in enumerate(value))
+        items: list[Any] = []
+        ancestors.append(value)
+        for i, item in enumerate(value):
+            items.append(_freeze(item, (*path, str(i)), zone, unwrap, origin, base, ancestors))
+        ancestors.pop()
+        return PList(items)
     if isinstance(value, set):
         return frozenset(value)
     return value
 
 
 def thaw(value: Any) -> Any:
-    """A deep, plain, mutable copy of a stored value."""
-    if type(value) is PMap:
-        return {k: thaw(v) for k, v in value.items()}
-    if type(value) is PList:
-        return [thaw(v) for v in value]
-    return value
+    """A deep, plain, mutable copy of a stored value (iterative: any depth, any stack)."""
+    if not is_node(value):
+        return value
+    top: Any = {} if type(value) is PMap else []
+    stack: list[tuple[Any, Any]] = [(value, top)]
+    while stack:
+        node, target = stack.pop()
+        if type(node) is PMap:
+            for key, item in node.items():
+                if is_node(item):
+                    inner: Any = {} if type(item) is PMap else []
+                    stack.append((item, inner))
+                    item = inner
+                target[key] = item
+        else:
+            for item in node:
+                if is_node(item):
+                    inner = {} if type(item) is PMap else []
+                    stack.append((item, inner))
+                    item = inner
+                target.append(item)
+    return top
 
 
 def index_of(node: PList, segment: str) -> int | None:

@@ -11,7 +11,7 @@ use crate::transaction::Transaction;
 use crate::tree;
 
 /// The outcome of a successful commit.
-pub struct Committed<L> {
+pub struct Committed<L: Clone> {
     snapshot: Arc<Snapshot<L>>,
     new_version: bool,
 }

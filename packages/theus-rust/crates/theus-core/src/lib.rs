@@ -61,7 +61,7 @@ pub use hub::{
     Glob, Hub, Message, Outbox, Poll, Policy, PublishError, Receiver, RecvError, TopicFilter, Wait,
 };
 pub use map::PMap;
-pub use path::{is_valid_key, parse_index, segment_error, Path};
+pub use path::{is_valid_key, parse_index, segment_error, Path, MAX_DEPTH};
 pub use path_set::PathSet;
 pub use pattern::{Pattern, PatternSegment};
 pub use snapshot::Snapshot;

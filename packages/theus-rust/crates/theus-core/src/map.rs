@@ -14,7 +14,7 @@ type Hasher = foldhash::fast::RandomState;
 const DELTA: usize = 8;
 
 #[derive(Clone)]
-struct Inner<L> {
+struct Inner<L: Clone> {
     /// Lookups: a hash array mapped trie (one hash lookup per key). Holds every key that is
     /// not in `delta`.
     entries: GenericHashMap<Arc<str>, Value<L>, Hasher, ArcK>,
@@ -32,11 +32,21 @@ struct Inner<L> {
 
 /// One key of [`Inner::delta`] and its value.
 #[derive(Clone)]
-struct Slot<L> {
+struct Slot<L: Clone> {
     key: Arc<str>,
     value: Value<L>,
     /// Overwritten since the last eviction round (second chance: such a key stays).
     recent: bool,
+}
+
+impl<L: Clone> Default for Inner<L> {
+    fn default() -> Self {
+        Inner {
+            entries: GenericHashMap::default(),
+            delta: Vec::new(),
+            order: GenericOrdSet::new(),
+        }
+    }
 }
 
 impl<L: Clone> Inner<L> {
@@ -95,9 +105,9 @@ impl<L: Clone> Inner<L> {
 /// - Iteration is in key order: sorted by Unicode code point (spec `01`), independent of
 ///   hashing and of insertion order.
 /// - [`PMap::ptr_eq`] tells in O(1) whether two maps share their storage (structural sharing).
-pub struct PMap<L>(Arc<Inner<L>>);
+pub struct PMap<L: Clone>(Arc<Inner<L>>);
 
-impl<L> Clone for PMap<L> {
+impl<L: Clone> Clone for PMap<L> {
     fn clone(&self) -> Self {
         PMap(Arc::clone(&self.0))
     }
@@ -266,6 +276,31 @@ impl<L: Clone + PartialEq> PartialEq for PMap<L> {
 impl<L: Clone + fmt::Debug> fmt::Debug for PMap<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<L: Clone> PMap<L> {
+    /// Move the values out of a map nobody else holds (for the iterative drop of deep values,
+    /// [`crate::value::drop_container`]).
+    pub(crate) fn take_values(&mut self, out: &mut Vec<Value<L>>) {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            let inner = std::mem::take(inner);
+            out.extend(inner.delta.into_iter().map(|slot| slot.value));
+            out.extend(inner.entries.into_iter().map(|(_, v)| v));
+        }
+    }
+}
+
+impl<L: Clone> Drop for PMap<L> {
+    fn drop(&mut self) {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            if !inner.order.is_empty() || !inner.delta.is_empty() {
+                crate::value::drop_container(std::mem::take(inner), |inner, out| {
+                    out.extend(inner.delta.into_iter().map(|slot| slot.value));
+                    out.extend(inner.entries.into_iter().map(|(_, v)| v));
+                });
+            }
+        }
     }
 }
 

@@ -5,6 +5,11 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
+/// The most segments a path in the tree may have (spec `01` depth limit; the namespace counts).
+/// [`Path::parse`] and [`Path::from_segments`] refuse longer paths; the Python layer refuses
+/// values that would reach below it.
+pub const MAX_DEPTH: usize = 256;
+
 /// One place in the context tree: a sequence of non-empty segments, the first a namespace.
 ///
 /// Cloning is O(1) (the segments are shared). Every `Path` built through the public API is
@@ -51,7 +56,11 @@ impl Path {
         if text.is_empty() {
             return Err(invalid(text, "empty path"));
         }
-        let mut segments = Vec::with_capacity(text.bytes().filter(|b| *b == b'.').count() + 1);
+        let count = text.bytes().filter(|b| *b == b'.').count() + 1;
+        if count > MAX_DEPTH {
+            return Err(too_long(text, count));
+        }
+        let mut segments = Vec::with_capacity(count);
         for segment in text.split('.') {
             if let Some(why) = segment_error(segment) {
                 return Err(invalid(text, why));
@@ -74,6 +83,10 @@ impl Path {
         };
         if segments.is_empty() {
             return Err(bad("empty path"));
+        }
+        if segments.len() > MAX_DEPTH {
+            let text = segments.iter().map(|s| &**s).collect::<Vec<_>>().join(".");
+            return Err(too_long(&text, segments.len()));
         }
         if let Some(why) = segments.iter().find_map(|s| segment_error(s)) {
             return Err(bad(why));
@@ -169,6 +182,24 @@ fn segments_equal(a: &[Arc<str>], b: &[Arc<str>]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| Arc::ptr_eq(x, y) || x == y)
 }
 
+fn too_long(text: &str, count: usize) -> Error {
+    let shown: String = if text.chars().count() > 120 {
+        let head: String = text.chars().take(60).collect();
+        let tail: String = {
+            let mut t: Vec<char> = text.chars().rev().take(60).collect();
+            t.reverse();
+            t.into_iter().collect()
+        };
+        format!("{head}...{tail}")
+    } else {
+        text.to_owned()
+    };
+    Error::InvalidPath {
+        path: shown,
+        detail: format!("{count} segments, more than the limit of {MAX_DEPTH}"),
+    }
+}
+
 fn invalid(text: &str, why: &str) -> Error {
     Error::InvalidPath {
         path: text.to_owned(),
@@ -227,6 +258,16 @@ mod tests {
         assert!(p.child("*").is_err());
         assert_eq!(Path::root().child("domain").unwrap().to_string(), "domain");
         assert!(Path::root().parent().is_none());
+    }
+
+    #[test]
+    fn paths_are_at_most_max_depth_segments() {
+        let at_limit = vec!["a"; MAX_DEPTH].join(".");
+        assert_eq!(Path::parse(&at_limit).unwrap().len(), MAX_DEPTH);
+        let over = vec!["a"; MAX_DEPTH + 1].join(".");
+        assert!(matches!(Path::parse(&over), Err(Error::InvalidPath { .. })));
+        assert!(Path::from_segments(vec!["a"; MAX_DEPTH + 1]).is_err());
+        assert!(Path::from_segments(vec!["a"; MAX_DEPTH]).is_ok());
     }
 
     #[test]

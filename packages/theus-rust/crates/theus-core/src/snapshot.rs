@@ -9,7 +9,7 @@ use crate::value::Value;
 
 /// One version of the state: the tree (a map of namespaces to maps) and the signals written by
 /// the commit that produced it. Never changes once built; shared as `Arc<Snapshot<L>>`.
-pub struct Snapshot<L> {
+pub struct Snapshot<L: Clone> {
     version: u64,
     root: PMap<L>,
     signals: Vec<(Path, L)>,

@@ -22,9 +22,9 @@ pub const HISTORY_CAPACITY: usize = 1024;
 
 /// The state of one engine: the current snapshot (read lock-free), the commit lock and the
 /// history ring of recent commits' write sets. Cheap to clone (shared); nothing is global.
-pub struct Store<L>(Arc<Shared<L>>);
+pub struct Store<L: Clone>(Arc<Shared<L>>);
 
-struct Shared<L> {
+struct Shared<L: Clone> {
     current: ArcSwap<Snapshot<L>>,
     commits: Arc<Mutex<History>>,
     /// The [`thread_token`] of the thread holding `commits` (0: nobody). Written only by the
@@ -73,7 +73,7 @@ impl History {
 /// transaction's base and draft, a losing transaction) is freed while the lock is held: the
 /// guard keeps it and frees it after releasing the lock, so destructors of leaves (Python
 /// objects) never run inside the critical section.
-pub struct CommitGuard<L> {
+pub struct CommitGuard<L: Clone> {
     history: ArcMutexGuard<RawMutex, History>,
     store: Store<L>,
     // Declared after `history`: freed after the lock is released.
@@ -81,7 +81,7 @@ pub struct CommitGuard<L> {
     spent: Vec<Transaction<L>>,
 }
 
-impl<L> Drop for CommitGuard<L> {
+impl<L: Clone> Drop for CommitGuard<L> {
     fn drop(&mut self) {
         // Before the fields: `history` (the lock) is released right after this.
         self.store.0.owner.store(0, Ordering::Release);
@@ -219,7 +219,7 @@ impl<L: Clone + Send + Sync + 'static> Store<L> {
     }
 }
 
-impl<L> Clone for Store<L> {
+impl<L: Clone> Clone for Store<L> {
     fn clone(&self) -> Self {
         Store(Arc::clone(&self.0))
     }

@@ -20,7 +20,7 @@ use crate::zone::{zone_position, zone_step, Zone};
 /// Reads see the transaction's own writes. Every operation checks the contract, the zone
 /// rules and the semantic, and records what it read or wrote (spec `05`). A failed operation
 /// changes nothing. Dropping the transaction discards it.
-pub struct Transaction<L> {
+pub struct Transaction<L: Clone> {
     pub(crate) store: Store<L>,
     pub(crate) base: Arc<Snapshot<L>>,
     pub(crate) draft: PMap<L>,
@@ -59,7 +59,7 @@ impl Read {
 /// The cached container is valid for the draft generation it was taken at; the transaction
 /// re-resolves it by path after later writes, so a node always reads the current draft.
 #[derive(Clone)]
-pub struct Node<L> {
+pub struct Node<L: Clone> {
     path: Path,
     value: Value<L>,
     cursor: Cursor,
@@ -96,7 +96,7 @@ impl<L: Clone> Node<L> {
 }
 
 /// The result of a guarded lookup.
-pub enum Lookup<L> {
+pub enum Lookup<L: Clone> {
     /// A leaf value (recorded as read), a heavy value, or a signal value from the base.
     Leaf(L),
     /// A map or list: hand out a guarded view of it. Nothing was recorded.

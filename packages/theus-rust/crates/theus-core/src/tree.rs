@@ -28,13 +28,13 @@ pub(crate) fn lookup<'a, L: Clone>(
 }
 
 /// A container reached read-only.
-pub(crate) enum ContainerRef<'a, L> {
+pub(crate) enum ContainerRef<'a, L: Clone> {
     Map(&'a PMap<L>),
     List(&'a PList<L>),
 }
 
 /// A container reached for writing (storage already unshared along the way).
-pub(crate) enum ContainerMut<'a, L> {
+pub(crate) enum ContainerMut<'a, L: Clone> {
     Map(&'a mut PMap<L>),
     List(&'a mut PList<L>),
 }

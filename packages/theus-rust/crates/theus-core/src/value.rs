@@ -1,5 +1,6 @@
 //! Values of the context tree: opaque leaves, persistent maps and persistent lists.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use crate::path::{parse_index, segment_error, Path};
 /// Heavy-zone values, signal values and every non-container are leaves: the core never looks
 /// inside them. Cloning is O(1) for every variant whose leaf clones in O(1).
 #[derive(Clone)]
-pub enum Value<L> {
+pub enum Value<L: Clone> {
     /// An opaque value, stored and returned as is.
     Leaf(L),
     /// A frozen mapping.
@@ -26,7 +27,7 @@ pub enum Value<L> {
 
 /// A persistent list of [`Value`]s (an RRB vector): O(1) clone, O(log n) update, insert and
 /// remove, untouched chunks shared between versions.
-pub struct PList<L>(Arc<Vector<Value<L>>>);
+pub struct PList<L: Clone>(Arc<Vector<Value<L>>>);
 
 impl<L: Clone> Value<L> {
     /// An empty map value.
@@ -106,22 +107,34 @@ impl<L: Clone> Value<L> {
     /// Check that every map key in this value is a valid key (spec `01`); `at` is where the
     /// value is (or will be) stored, used to name the offending path in [`Error::Context`].
     pub fn validate_keys(&self, at: &Path) -> Result<()> {
-        match self {
-            Value::Leaf(_) => Ok(()),
-            Value::Map(m) => m.iter().try_for_each(|(k, v)| {
-                if let Some(why) = segment_error(k) {
-                    return Err(Error::Context {
-                        path: at.clone(),
-                        detail: format!("invalid key {k:?}: {why}"),
-                    });
+        // Iterative: the native stack does not grow with the value's depth.
+        let mut stack: Vec<(&Value<L>, Path)> = vec![(self, at.clone())];
+        while let Some((value, at)) = stack.pop() {
+            match value {
+                Value::Leaf(_) => {}
+                Value::Map(m) => {
+                    for (k, v) in m.iter() {
+                        if let Some(why) = segment_error(k) {
+                            return Err(Error::Context {
+                                path: at.clone(),
+                                detail: format!("invalid key {k:?}: {why}"),
+                            });
+                        }
+                        if v.is_container() {
+                            stack.push((v, at.child_unchecked(k.clone())));
+                        }
+                    }
                 }
-                v.validate_keys(&at.child_unchecked(k.clone()))
-            }),
-            Value::List(l) => l
-                .iter()
-                .enumerate()
-                .try_for_each(|(i, v)| v.validate_keys(&at.child_unchecked(i.to_string().into()))),
+                Value::List(l) => {
+                    for (i, v) in l.iter().enumerate() {
+                        if v.is_container() {
+                            stack.push((v, at.child_unchecked(i.to_string().into())));
+                        }
+                    }
+                }
+            }
         }
+        Ok(())
     }
 }
 
@@ -146,21 +159,67 @@ impl<L: Clone + fmt::Debug> fmt::Debug for Value<L> {
     }
 }
 
-impl<L> From<PMap<L>> for Value<L> {
+impl<L: Clone> From<PMap<L>> for Value<L> {
     fn from(m: PMap<L>) -> Self {
         Value::Map(m)
     }
 }
 
-impl<L> From<PList<L>> for Value<L> {
+impl<L: Clone> From<PList<L>> for Value<L> {
     fn from(l: PList<L>) -> Self {
         Value::List(l)
     }
 }
 
-impl<L> Clone for PList<L> {
+impl<L: Clone> Clone for PList<L> {
     fn clone(&self) -> Self {
         PList(Arc::clone(&self.0))
+    }
+}
+
+/// How many nested container drops may recurse on one thread before the rest of a value is
+/// taken apart iteratively: dropping a deep value must not need a deep native stack (spec `01`:
+/// a tree at the depth limit is dropped on a thread with a 256 KiB stack).
+const DROP_RECURSION: usize = 16;
+
+thread_local! {
+    static DROP_DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Drop the contents `taken` of a container nobody else holds. Near the top of a value this
+/// is the ordinary (recursive, O(1) for shared parts) drop; below [`DROP_RECURSION`] nested
+/// containers, the values are moved onto a heap stack and containers held only here are
+/// emptied one by one, so the native stack does not grow with the depth.
+pub(crate) fn drop_container<L: Clone, C>(
+    taken: C,
+    into_values: impl FnOnce(C, &mut Vec<Value<L>>),
+) {
+    let depth = DROP_DEPTH.with(Cell::get);
+    if depth < DROP_RECURSION {
+        DROP_DEPTH.with(|d| d.set(depth + 1));
+        drop(taken);
+        DROP_DEPTH.with(|d| d.set(depth));
+        return;
+    }
+    let mut pending = Vec::new();
+    into_values(taken, &mut pending);
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Map(mut map) => map.take_values(&mut pending),
+            Value::List(mut list) => list.take_values(&mut pending),
+            Value::Leaf(_) => {}
+        }
+        // the emptied container (or a shared one, whose count just drops) ends here
+    }
+}
+
+impl<L: Clone> Drop for PList<L> {
+    fn drop(&mut self) {
+        if let Some(items) = Arc::get_mut(&mut self.0) {
+            if !items.is_empty() {
+                drop_container(std::mem::take(items), |items, out| out.extend(items));
+            }
+        }
     }
 }
 
@@ -229,6 +288,13 @@ impl<L: Clone> PList<L> {
         self.vec_mut().remove(index)
     }
 
+    /// Move the items out of a list nobody else holds (for [`drop_container`]).
+    pub(crate) fn take_values(&mut self, out: &mut Vec<Value<L>>) {
+        if let Some(items) = Arc::get_mut(&mut self.0) {
+            out.extend(std::mem::take(items));
+        }
+    }
+
     /// Whether the two lists share their storage (O(1); `true` implies equal contents).
     pub fn ptr_eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.0, &other.0) || self.0.ptr_eq(&other.0)
@@ -256,5 +322,45 @@ impl<L: Clone + PartialEq> PartialEq for PList<L> {
 impl<L: Clone + fmt::Debug> fmt::Debug for PList<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deep(levels: usize, list: bool) -> Value<i64> {
+        let mut value = Value::Leaf(1);
+        for _ in 0..levels {
+            value = if list {
+                Value::List(std::iter::once(value).collect())
+            } else {
+                let mut map = PMap::new();
+                map.insert("a".into(), value);
+                Value::Map(map)
+            };
+        }
+        value
+    }
+
+    #[test]
+    fn deep_values_drop_on_a_small_stack() {
+        for list in [false, true] {
+            let handle = std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || {
+                    let value = deep(100_000, list);
+                    let shared = value.clone(); // a second owner: the first drop only counts down
+                    drop(value);
+                    drop(shared);
+                    let mut wide = PMap::new();
+                    for i in 0..100 {
+                        wide.insert(i.to_string().into(), deep(1_000, !list));
+                    }
+                    drop(wide);
+                })
+                .expect("spawn");
+            handle.join().expect("no stack overflow");
+        }
     }
 }

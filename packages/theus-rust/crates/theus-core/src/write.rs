@@ -235,6 +235,19 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
                 });
             }
         }
+        if let Some((at, Zone::Signal)) = decided {
+            if at + 1 < path.len() {
+                return Err(Error::ContractViolation {
+                    path: path.clone(),
+                    detail: format!(
+                        "cannot {} '{path}': '{}' is a signal path, a transient value; \
+                         assign the signal path itself",
+                        op.verb(),
+                        path.prefix(at + 1)
+                    ),
+                });
+            }
+        }
         let allowed = match zone {
             Zone::Signal => op == Op::Set,
             Zone::Log => matches!(op, Op::Set | Op::Append | Op::Extend), // Set: only to create

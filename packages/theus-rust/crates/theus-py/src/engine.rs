@@ -207,7 +207,18 @@ impl Engine {
         let semantic_name: String = spec.getattr("semantic")?.getattr("value")?.extract()?;
         let semantic = Semantic::parse(&semantic_name)
             .ok_or_else(|| invalid_contract(py, format!("unknown semantic {semantic_name:?}")))?;
-        let retries: u64 = spec.getattr("retries")?.extract()?;
+        // Any int >= 0 (spec `04`); beyond u64 saturates: no run can reach that many re-runs.
+        let retries_obj = spec.getattr("retries")?;
+        let retries: u64 = match retries_obj.extract() {
+            Ok(n) => n,
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(py) => {
+                if retries_obj.lt(0)? {
+                    return Err(e);
+                }
+                u64::MAX
+            }
+            Err(e) => return Err(e),
+        };
         let contract =
             Contract::compile(&name, &inputs, &outputs, semantic).map_err(|e| match e {
                 Error::InvalidContract { .. } => invalid_contract(py, e.to_string()),

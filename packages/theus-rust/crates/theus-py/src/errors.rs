@@ -16,6 +16,11 @@ pub(crate) fn context_error(py: Python<'_>, msg: String) -> PyErr {
     raise(py, &api(py).context_error, msg)
 }
 
+/// `DepthLimitError(msg)` (spec `01`: too deep, or a value containing itself).
+pub(crate) fn depth_limit(py: Python<'_>, msg: String) -> PyErr {
+    raise(py, &api(py).depth_limit_error, msg)
+}
+
 /// `ConflictError(msg)`.
 pub(crate) fn conflict_error(py: Python<'_>, msg: String) -> PyErr {
     raise(py, &api(py).conflict_error, msg)

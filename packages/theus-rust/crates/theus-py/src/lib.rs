@@ -52,6 +52,7 @@ impl Leaf {
 pub(crate) struct Api {
     pub theus_error: Py<PyType>,
     pub context_error: Py<PyType>,
+    pub depth_limit_error: Py<PyType>,
     pub invalid_path_error: Py<PyType>,
     pub invalid_contract_error: Py<PyType>,
     pub contract_violation_error: Py<PyType>,
@@ -82,6 +83,7 @@ fn load_api(py: Python<'_>) -> PyResult<Api> {
     Ok(Api {
         theus_error: ty("TheusError")?,
         context_error: ty("ContextError")?,
+        depth_limit_error: ty("DepthLimitError")?,
         invalid_path_error: ty("InvalidPathError")?,
         invalid_contract_error: ty("InvalidContractError")?,
         contract_violation_error: ty("ContractViolationError")?,

@@ -30,7 +30,16 @@ pub(crate) fn parse_path(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<Pa
             ),
         ));
     };
-    Path::parse(text.to_str()?).map_err(|e| invalid_path(py, e.to_string()))
+    let Ok(text) = text.to_str() else {
+        return Err(invalid_path(
+            py,
+            format!(
+                "invalid path {}: it contains a lone surrogate; paths must be valid Unicode",
+                path.repr()?
+            ),
+        ));
+    };
+    Path::parse(text).map_err(|e| invalid_path(py, e.to_string()))
 }
 
 impl Snapshot {

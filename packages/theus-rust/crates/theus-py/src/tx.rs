@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use pyo3::exceptions::{PyAttributeError, PyException, PyKeyError, PyTypeError};
+use pyo3::exceptions::{PyAttributeError, PyException, PyIndexError, PyKeyError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
@@ -263,13 +263,12 @@ impl Tx {
     fn apply_delete(py: Python<'_>, tx: &Py<Tx>, path: &Path) -> PyResult<()> {
         with_tx(py, tx, |txn| match txn.delete(path) {
             Ok(_) => Ok(()),
-            Err(
-                Error::KeyMissing { .. }
-                | Error::IndexOutOfRange { .. }
-                | Error::NotAContainer { .. },
-            ) => Err(PyKeyError::new_err(format!(
-                "cannot delete '{path}': no such key"
+            Err(Error::IndexOutOfRange { len, .. }) => Err(PyIndexError::new_err(format!(
+                "cannot delete '{path}': no such item (the list has {len} items)"
             ))),
+            Err(Error::KeyMissing { .. } | Error::NotAContainer { .. }) => Err(
+                PyKeyError::new_err(format!("cannot delete '{path}': no such key")),
+            ),
             Err(e) => Err(to_py(py, e, Shape::ContextError)),
         })
     }

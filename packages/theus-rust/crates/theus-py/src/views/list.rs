@@ -59,7 +59,30 @@ fn index_of(index: &Bound<'_, PyAny>) -> PyResult<isize> {
             index.get_type().name()?
         )));
     }
-    index.extract()
+    saturating_index(index)
+}
+
+/// A list index argument (`pop(i)`, `insert(i, v)`): any int, saturated to `isize`.
+pub(crate) struct SatIndex(isize);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for SatIndex {
+    type Error = PyErr;
+
+    fn extract(obj: pyo3::Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        saturating_index(&obj.to_owned()).map(SatIndex)
+    }
+}
+
+/// An int index as `isize`, saturated: `10**30` and `-10**30` are just out of range (or clamp,
+/// for `insert`), never `OverflowError` (spec `01`).
+fn saturating_index(index: &Bound<'_, PyAny>) -> PyResult<isize> {
+    match index.extract::<isize>() {
+        Ok(i) => Ok(i),
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(index.py()) => {
+            Ok(if index.lt(0)? { isize::MIN } else { isize::MAX })
+        }
+        Err(e) => Err(e),
+    }
 }
 
 impl ListView {
@@ -263,7 +286,8 @@ impl ListView {
     }
 
     /// Insert `value` before `index`.
-    fn insert(&self, py: Python<'_>, index: isize, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn insert(&self, py: Python<'_>, index: SatIndex, value: &Bound<'_, PyAny>) -> PyResult<()> {
+        let index = index.0;
         let (tx, _) = writer(py, &self.path, &self.src, "insert into", None)?;
         let (zone, list) = with_tx(py, tx, |txn| {
             check_list(py, txn, &self.path, WriteOp::Insert, "insert into")
@@ -274,15 +298,16 @@ impl ListView {
         } else {
             index.min(len)
         } as usize;
-        let stored = self.convert(py, tx, value, zone, index.to_string())?;
+        let stored = self.convert(py, tx, value, zone, at.to_string())?;
         with_tx(py, tx, |txn| {
             txn.insert(&self.path, at, stored).map_err(list_err(py))
         })
     }
 
     /// Remove and return the item at `index` (default last).
-    #[pyo3(signature = (index = -1), text_signature = "($self, index=-1)")]
-    fn pop(&self, py: Python<'_>, index: isize) -> PyResult<Py<PyAny>> {
+    #[pyo3(signature = (index = SatIndex(-1)), text_signature = "($self, index=-1)")]
+    fn pop(&self, py: Python<'_>, index: SatIndex) -> PyResult<Py<PyAny>> {
+        let index = index.0;
         let (tx, _) = writer(py, &self.path, &self.src, "pop from", None)?;
         let removed = with_tx(py, tx, |txn| {
             let (_, list) = check_list(py, txn, &self.path, WriteOp::Pop, "pop from")?;

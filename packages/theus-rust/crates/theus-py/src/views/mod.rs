@@ -113,6 +113,16 @@ pub(crate) fn is_own_view(obj: &Bound<'_, PyAny>, tx: &Py<Tx>, path: &Path) -> b
     false
 }
 
+/// The number of segments of the path a map or list view was read at (`None`: not a view).
+pub(crate) fn view_depth(obj: &Bound<'_, PyAny>) -> Option<usize> {
+    if let Ok(view) = obj.cast::<MapView>() {
+        return Some(view.get().path.len());
+    }
+    obj.cast::<ListView>()
+        .ok()
+        .map(|view| view.get().path.len())
+}
+
 /// Whether `obj` is a map or list view (of a snapshot or of a transaction).
 pub(crate) fn is_view(obj: &Bound<'_, PyAny>) -> bool {
     obj.cast::<MapView>().is_ok() || obj.cast::<ListView>().is_ok()

@@ -7,8 +7,9 @@
 //!   delivers to all at once (lossless backpressure).
 //! - Topic filters ([`TopicFilter`], the glob rule of spec `08`) apply before a message is queued.
 //!
-//! Data structure: one `Mutex<VecDeque>` + two condition variables per receiver, and a hub-level
-//! publish lock that serialises publishers (so every receiver sees the same order). A shared ring
+//! Data structure: one `Mutex<VecDeque>` + two condition variables per receiver; a publish
+//! delivers to every receiver under the hub's receiver-list lock, which serialises publishers
+//! (every receiver sees the same order) and is never held while waiting. A shared ring
 //! (tokio `broadcast` style) stores each message once, but per-receiver capacities, filters and
 //! the `block` policy make per-receiver queues the simpler exact model; with one receiver both
 //! cost one clone per message.
@@ -24,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::{Condvar, Mutex};
 
 /// What a receiver does when its queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -256,7 +257,6 @@ impl<T, W> Slot<T, W> {
 
 struct Shared<T, W> {
     capacity: usize,
-    publish: Mutex<()>,
     slots: Mutex<Vec<Arc<Slot<T, W>>>>,
     closed: AtomicBool,
     filtered: AtomicUsize,
@@ -282,21 +282,12 @@ pub struct Receiver<T, W> {
     shared: Arc<Shared<T, W>>,
 }
 
-fn lock_until<'a, G>(m: &'a Mutex<G>, wait: Wait) -> Option<MutexGuard<'a, G>> {
-    match wait {
-        Wait::No => m.try_lock(),
-        Wait::Until(t) => m.try_lock_until(t),
-        Wait::Forever => Some(m.lock()),
-    }
-}
-
 impl<T: Message, W> Hub<T, W> {
     /// A new hub; `capacity` (>= 1) is the default queue bound of its receivers.
     pub fn new(capacity: usize) -> Hub<T, W> {
         Hub {
             shared: Arc::new(Shared {
                 capacity: capacity.max(1),
-                publish: Mutex::new(()),
                 slots: Mutex::new(Vec::new()),
                 closed: AtomicBool::new(false),
                 filtered: AtomicUsize::new(0),
@@ -370,24 +361,17 @@ impl<T: Message, W> Hub<T, W> {
         wait: Wait,
         out: &mut Outbox<T, W>,
     ) -> Result<usize, PublishError<T>> {
-        let Some(_serial) = lock_until(&self.shared.publish, wait) else {
-            return Err(PublishError::WouldBlock(message));
-        };
         self.publish_serialised(message, wait, out)
     }
 
-    /// Publish messages in order under one hold of the publish lock. Returns the sum of the
-    /// per-message counts and how many messages were published: fewer than given when the wait
-    /// ended (`stop` says why; the unpublished ones stay in `messages`, from the front).
+    /// Publish messages in order. Returns the sum of the per-message counts and, when not all
+    /// were published, why (the unpublished ones stay in `messages`, from the front).
     pub fn publish_batch(
         &self,
         messages: &mut VecDeque<T>,
         wait: Wait,
         out: &mut Outbox<T, W>,
     ) -> (usize, Option<PublishError<()>>) {
-        let Some(_serial) = lock_until(&self.shared.publish, wait) else {
-            return (0, Some(PublishError::WouldBlock(())));
-        };
         let mut total = 0;
         while let Some(message) = messages.pop_front() {
             match self.publish_serialised(message, wait, out) {
@@ -405,8 +389,9 @@ impl<T: Message, W> Hub<T, W> {
         (total, None)
     }
 
-    /// The body of a publish; the caller holds the publish lock, so queues only shrink while a
-    /// full `block` receiver is awaited.
+    /// The body of a publish: under the list lock, either every `block` receiver the message is
+    /// for has room and it is delivered to all at once, or the lock is released and the first
+    /// full one awaited (then everything is checked again).
     fn publish_serialised(
         &self,
         message: T,
@@ -558,7 +543,7 @@ impl<T, W> Receiver<T, W> {
         let n = max.max(1).min(st.queue.len());
         out.extend(st.queue.drain(..n));
         if self.slot.policy == Policy::Block {
-            self.slot.writable.notify_one();
+            self.slot.writable.notify_all(); // every waiting publisher re-checks
         }
         Ok(())
     }
@@ -603,7 +588,7 @@ impl<T, W> Receiver<T, W> {
         match st.queue.pop_front() {
             Some(m) => {
                 if self.slot.policy == Policy::Block {
-                    self.slot.writable.notify_one();
+                    self.slot.writable.notify_all();
                 }
                 Ok(m)
             }

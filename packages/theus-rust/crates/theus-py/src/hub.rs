@@ -35,7 +35,7 @@ use crate::{api, Leaf};
 /// Longest stretch a blocking call waits with the GIL released before it checks for signals.
 const SLICE: Duration = Duration::from_millis(50);
 /// `publish_many` pulls this many messages from its iterable at a time (Python code: outside
-/// the hub's locks), then publishes them under one hold of the publish lock.
+/// the hub's locks), then publishes them as one batch.
 const CHUNK: usize = 512;
 
 /// A Python object published by reference, with its topic when a receiver filters.
@@ -525,8 +525,9 @@ impl Hub {
         };
         match slf.get().core.subscribe(policy, capacity, filter) {
             Some(core) => Ok(Receiver {
-                core,
+                core: Arc::new(core),
                 hub: slf.clone().unbind(),
+                spare: parking_lot::Mutex::new(None),
             }),
             None => Err(hub_closed(py)),
         }
@@ -576,8 +577,11 @@ impl Hub {
 /// One subscription: the messages published after it was made, in order (spec `08`).
 #[pyclass(module = "theus_rust._native", frozen, weakref)]
 pub struct Receiver {
-    core: CoreRx,
+    core: Arc<CoreRx>,
     hub: Py<Hub>,
+    /// The awaitable of the last `__anext__`, reused when nobody else holds it (an `async for`
+    /// then allocates nothing per message). It holds the core receiver, not this object.
+    spare: parking_lot::Mutex<Option<Py<RecvWait>>>,
 }
 
 impl Receiver {
@@ -670,14 +674,14 @@ impl Receiver {
     }
 
     /// Await the next message (a cancelled wait loses none).
-    fn recv_async(slf: &Bound<'_, Self>) -> RecvWait {
-        RecvWait::new(slf, 1, Mode::One)
+    fn recv_async(&self) -> RecvWait {
+        RecvWait::new(self, 1, Mode::One)
     }
 
     /// Await at least one message, then return up to `max_n` pending ones.
-    fn recv_many_async(slf: &Bound<'_, Self>, max_n: &Bound<'_, PyAny>) -> PyResult<RecvWait> {
+    fn recv_many_async(&self, max_n: &Bound<'_, PyAny>) -> PyResult<RecvWait> {
         let max = positive(max_n, "max_n")?;
-        Ok(RecvWait::new(slf, max, Mode::Many))
+        Ok(RecvWait::new(self, max, Mode::Many))
     }
 
     fn __iter__(slf: Py<Self>) -> Py<Self> {
@@ -697,8 +701,27 @@ impl Receiver {
         slf
     }
 
-    fn __anext__(slf: &Bound<'_, Self>) -> RecvWait {
-        RecvWait::new(slf, 1, Mode::Next)
+    fn __anext__(&self, py: Python<'_>) -> PyResult<Py<RecvWait>> {
+        let reusable = self.spare.lock().take();
+        if let Some(spare) = reusable {
+            if spare.get_refcnt(py) == 1 {
+                // Nobody else can see it: reset it for this wait.
+                {
+                    let mut w = spare.bind(py).borrow_mut();
+                    w.forget_waiter();
+                    w.max = 1;
+                    w.mode = Mode::Next;
+                }
+                let handed = spare.clone_ref(py);
+                *self.spare.lock() = Some(spare);
+                return Ok(handed);
+            }
+            drop(spare);
+        }
+        let fresh = Py::new(py, RecvWait::new(self, 1, Mode::Next))?;
+        let old = self.spare.lock().replace(fresh.clone_ref(py));
+        drop(old);
+        Ok(fresh)
     }
 
     fn __len__(&self) -> usize {
@@ -756,16 +779,16 @@ enum Mode {
 /// The awaitable of `recv_async`, `recv_many_async` and `__anext__` (a coroutine object).
 #[pyclass(module = "theus_rust._native")]
 pub struct RecvWait {
-    rx: Py<Receiver>,
+    rx: Arc<CoreRx>,
     max: usize,
     mode: Mode,
     waiter: Option<u64>,
 }
 
 impl RecvWait {
-    fn new(rx: &Bound<'_, Receiver>, max: usize, mode: Mode) -> RecvWait {
+    fn new(rx: &Receiver, max: usize, mode: Mode) -> RecvWait {
         RecvWait {
-            rx: rx.clone().unbind(),
+            rx: Arc::clone(&rx.core),
             max,
             mode,
             waiter: None,
@@ -774,7 +797,7 @@ impl RecvWait {
 
     fn forget_waiter(&mut self) {
         if let Some(id) = self.waiter.take() {
-            drop(self.rx.get().core.unregister(id));
+            drop(self.rx.unregister(id));
         }
     }
 
@@ -803,16 +826,16 @@ impl RecvWait {
     /// One step: the result (as `StopIteration`), or the future to wait on.
     fn step(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.forget_waiter();
-        let rx = self.rx.get();
+        let rx = &self.rx;
         let mut got = Vec::new();
         if self.mode == Mode::Many {
-            match rx.core.recv_many(self.max, &mut got, Wait::No) {
+            match rx.recv_many(self.max, &mut got, Wait::No) {
                 Ok(()) => return Err(self.finish(py, got)),
                 Err(RecvError::Empty) => {}
                 Err(e) => return Err(self.fail(py, e)),
             }
         } else {
-            match rx.core.try_recv() {
+            match rx.try_recv() {
                 Ok(m) => {
                     return Err(match m.into_py(py) {
                         Ok(v) => stop_iteration(py, v),
@@ -830,7 +853,7 @@ impl RecvWait {
             future: future.clone().unbind(),
             thread: std::thread::current().id(),
         };
-        match rx.core.poll_register(self.max, &mut got, waker) {
+        match rx.poll_register(self.max, &mut got, waker) {
             Ok(Poll::Ready(unused)) => {
                 drop(unused);
                 Err(self.finish(py, got))

@@ -82,9 +82,10 @@ def test_close_inside_a_sync_process_is_refused(make_engine, handled):
     assert engine.state.domain.x == 5
 
 
-def _close_while(engine, started: threading.Event, call):
-    """Run ``call`` on a thread, close the engine once ``started`` is set; return the
-    outcome of ``call`` (the exception it raised, or ``("returned", value)``)."""
+def _close_while(engine, started: threading.Event, call, release=None):
+    """Run ``call`` on a thread, close the engine once ``started`` is set (then set
+    ``release``, so the process goes on after close() returned); return the outcome of
+    ``call``: the exception it raised, or ``("returned", value)``."""
     outcome: dict[str, object] = {}
 
     def target():
@@ -97,6 +98,8 @@ def _close_while(engine, started: threading.Event, call):
     thread.start()
     assert started.wait(20), "the process never started"
     run_with_timeout(engine.close)
+    if release is not None:
+        release.set()
     thread.join(20)
     assert not thread.is_alive(), "a call in flight was stranded by close()"
     return outcome["value"]
@@ -132,25 +135,8 @@ def test_close_from_another_thread_fails_an_aexecute_in_flight(backend):
             await asyncio.sleep(0.01)
         ctx.domain.x = 1
 
-    def run():
-        return asyncio.run(engine.aexecute(slow))
-
-    outcome: dict[str, object] = {}
-
-    def target():
-        try:
-            outcome["value"] = run()
-        except BaseException as exc:
-            outcome["value"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    assert started.wait(20)
-    run_with_timeout(engine.close)
-    release.set()  # the process finishes after close() returned: its commit must fail
-    thread.join(20)
-    assert not thread.is_alive()
-    assert isinstance(outcome["value"], ContextError), outcome
+    result = _close_while(engine, started, lambda: asyncio.run(engine.aexecute(slow)), release)
+    assert isinstance(result, ContextError), result
     assert engine.state.version == 0
 
 
@@ -165,26 +151,9 @@ def test_close_from_another_thread_fails_a_sync_call_in_flight(backend):
         release.wait(20)
         ctx.domain.x = 1
 
-    def call():
-        return engine.execute(slow)
-
-    outcome: dict[str, object] = {}
-
-    def target():
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:
-            outcome["value"] = exc
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    assert started.wait(20)
-    run_with_timeout(engine.close)
-    release.set()
-    thread.join(20)
-    assert not thread.is_alive()
-    assert isinstance(outcome["value"], ContextError), outcome
-    assert "closed" in str(outcome["value"])
+    result = _close_while(engine, started, lambda: engine.execute(slow), release)
+    assert isinstance(result, ContextError), result
+    assert "closed" in str(result)
     assert engine.state.version == 0
 
 

@@ -111,19 +111,6 @@ CASES = [
 ]
 
 
-# The reference's process path leaves a reference cycle holding the replaced values until the
-# cyclic GC runs (gc.collect() frees them); to be fixed there. strict: an XPASS fails, so the mark
-# goes once it is fixed.
-_REFERENCE_CYCLE = pytest.mark.xfail(
-    strict=True, reason="reference: process path frees replaced values only at gc.collect()"
-)
-
-
-def _expect(request, backend, replace):
-    if backend == "reference" and getattr(replace, "via_process", False):
-        request.applymarker(_REFERENCE_CYCLE)
-
-
 def _watch(engine, path):
     value = engine.state.get(path)
     assert isinstance(value, Blob), path
@@ -131,10 +118,7 @@ def _watch(engine, path):
 
 
 @pytest.mark.parametrize(("what", "path", "replace"), CASES, ids=[c[0] for c in CASES])
-def test_a_replaced_value_is_released_by_its_commit(
-    request, backend, make_engine, what, path, replace
-):
-    _expect(request, backend, replace)
+def test_a_replaced_value_is_released_by_its_commit(backend, make_engine, what, path, replace):
     engine = make_engine(_context())
     ref = _watch(engine, path)
     before = engine.state.version
@@ -144,10 +128,7 @@ def test_a_replaced_value_is_released_by_its_commit(
 
 
 @pytest.mark.parametrize(("what", "path", "replace"), CASES, ids=[c[0] for c in CASES])
-def test_a_held_snapshot_keeps_its_values_until_dropped(
-    request, backend, make_engine, what, path, replace
-):
-    _expect(request, backend, replace)
+def test_a_held_snapshot_keeps_its_values_until_dropped(backend, make_engine, what, path, replace):
     engine = make_engine(_context())
     ref = _watch(engine, path)
     held = engine.state

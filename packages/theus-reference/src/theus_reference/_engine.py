@@ -93,15 +93,50 @@ class Handle:
     contract: Contract
 
 
-class Snapshot(Mapping[str, Any]):
-    """One immutable version of the state: a mapping of namespaces to read-only views."""
+class Snapshot:
+    """One immutable version of the state: a mapping of namespaces to read-only views (a
+    registered ``collections.abc.Mapping``).
 
-    __slots__ = ("version", "root", "signal_index")
+    Its fields live in a slot whose descriptor only this module holds (removed from the class
+    below): ``object.__setattr__`` cannot change them and ``__init__`` runs once (spec/01).
+    """
+
+    __slots__ = ("_s",)
 
     def __init__(self, version: int, root: PMap, signals: Iterable[tuple[Path, Any]]) -> None:
-        object.__setattr__(self, "version", version)
-        object.__setattr__(self, "root", root)
-        object.__setattr__(self, "signal_index", dict(signals))
+        try:
+            _snap_state(self)
+        except AttributeError:
+            _set_snap_state(self, (version, root, dict(signals)))
+            return
+        raise TypeError("snapshots are immutable: __init__ cannot run again")
+
+    @property
+    def version(self) -> int:
+        """The version: 0 for the initial context, +1 per commit."""
+        return _snap_state(self)[0]  # type: ignore[no-any-return]
+
+    @property
+    def root(self) -> PMap:
+        """The stored tree (the engine's; read-only)."""
+        return _snap_state(self)[1]  # type: ignore[no-any-return]
+
+    @property
+    def signal_index(self) -> dict[Path, Any]:
+        """Signals of this version by path (the engine's; do not change)."""
+        return _snap_state(self)[2]  # type: ignore[no-any-return]
+
+    def __copy__(self) -> Snapshot:
+        return self
+
+    def __deepcopy__(self, memo: Any) -> Snapshot:
+        return self
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError("snapshots cannot be pickled; pickle snapshot.to_dict()")
+
+    def __reduce__(self) -> Any:
+        raise TypeError("snapshots cannot be pickled; pickle snapshot.to_dict()")
 
     @property
     def domain(self) -> MapView:
@@ -140,7 +175,22 @@ class Snapshot(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self.root)
 
-    def get(self, path: str, default: Any = None) -> Any:  # type: ignore[override]
+    def __contains__(self, namespace: object) -> bool:
+        return namespace in self.root
+
+    def keys(self) -> list[str]:
+        """The namespace names, in key order."""
+        return self.root.keys()
+
+    def items(self) -> list[tuple[str, Any]]:
+        """``(name, view)`` pairs."""
+        return [(name, wrap(value, (name,), None)) for name, value in self.root.items()]
+
+    def values(self) -> list[Any]:
+        """The namespaces as views."""
+        return [wrap(value, (name,), None) for name, value in self.root.items()]
+
+    def get(self, path: str, default: Any = None) -> Any:
         """The value at a dotted path, or ``default``."""
         segments = parse_path(path)
         if segments in self.signal_index:
@@ -169,6 +219,13 @@ class Snapshot(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"<Snapshot version={self.version} namespaces={self.root.keys()}>"
+
+
+Mapping.register(Snapshot)
+_SNAP_SLOT = Snapshot.__dict__["_s"]
+_snap_state = _SNAP_SLOT.__get__
+_set_snap_state = _SNAP_SLOT.__set__
+del Snapshot._s
 
 
 def _conflict(mine: set[Path], prefixes: set[Path], theirs: Iterable[Path]) -> Path | None:
@@ -259,14 +316,26 @@ class ReferenceEngine:
             return snap
 
     def _publish(self, signals: Mapping[Path, Any], version: int) -> None:
-        """Publish a landed commit's signals; a failing hub is logged, never raised (spec/08)."""
+        """Publish a landed commit's signals; a failing hub is logged, never raised (spec/08).
+
+        A ``BaseException`` that is not an ``Exception`` (``KeyboardInterrupt``) is re-raised
+        once every signal of the commit was published: the commit stands.
+        """
+        interrupt: BaseException | None = None
         for path, value in signals.items():
             try:
                 self.hub.publish(Signal(format_path(path), wrap(value, path, None), version))
             except Exception:
                 log.warning(
-                    "publishing signal %r of version %d failed", path, version, exc_info=True
+                    "publishing signal %r of version %d failed",
+                    format_path(path),
+                    version,
+                    exc_info=True,
                 )
+            except BaseException as exc:
+                interrupt = interrupt or exc
+        if interrupt is not None:
+            raise interrupt
 
     def close(self) -> None:
         """Refuse every later commit and ``begin`` (spec/11); waits for a commit in progress."""

@@ -7,25 +7,44 @@ recording of reads and writes, and the path-copying update of the draft.
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from theus.contracts import Contract, Semantic
 from theus.errors import ContextError, ContractViolationError
 from theus.local import Local
-from theus.paths import Path, format_path, has_surrogate, parse_path
+from theus.paths import Path, format_path, parse_path
 from theus.update import Update
 from theus.zones import Zone
 
+from ._meta import find_meta, hide_meta
 from ._pmap import MISSING
 from ._pvec import PList
-from ._tree import child, delete_in, freeze, get_in, index_of, is_node, set_in, thaw, zone_root
-from ._views import ListView, MapView, _View, wrap
+from ._tree import (
+    check_key,
+    child,
+    delete_in,
+    freeze,
+    get_in,
+    index_of,
+    is_node,
+    set_in,
+    thaw,
+    zone_root,
+)
+from ._views import ListView, MapView, _View, view_state, wrap
 
 if TYPE_CHECKING:
     from ._engine import CommitLock, Handle, ReferenceEngine, Snapshot
 
 __all__ = ["Context", "Transaction"]
+
+_BUSY = (
+    "the transaction is busy: one of its operations is in progress on this thread (a view "
+    "used re-entrantly, from a destructor or a signal handler)"
+)
 
 
 class Transaction:
@@ -50,7 +69,24 @@ class Transaction:
         self.signals: dict[Path, Any] = {}
         self.wrote = False
         self.open = True
+        # Every operation of the views is atomic (spec/04, views and threads): it runs under
+        # this lock; ``busy`` tells a re-entrant use on the same thread from a waiting one.
+        self._lock = threading.RLock()
+        self._busy = False
+        self._pure = self.semantic is Semantic.PURE
+        self._shown: dict[int, tuple[Any, Any]] = {}  # pure: node id -> (node, without meta)
         self.ctx: Context | None = Context(self) if handle is not None else None
+
+    def _enter(self) -> None:
+        self._lock.acquire()
+        if self._busy:
+            self._lock.release()
+            raise ContextError(_BUSY)
+        self._busy = True
+
+    def _exit(self) -> None:
+        self._busy = False
+        self._lock.release()
 
     # -- checks ----------------------------------------------------------------------------
     def _alive(self) -> None:
@@ -136,13 +172,62 @@ class Transaction:
         return value
 
     def observe(self, path: Path) -> Any:
-        """A whole-container read of ``path`` (len, iteration, ==, to_dict ...)."""
+        """A whole-container read of ``path`` (len, iteration, ==, to_dict ...); for a pure
+        process without the meta values below it (spec/03)."""
+        self._enter()
+        try:
+            return self._observe(path, self._pure)
+        finally:
+            self._exit()
+
+    def _observe(self, path: Path, hide: bool) -> Any:
         self._alive()
         zone, _ = zone_root(path)
         if not self._readable(path, zone):
             raise self.contract.read_violation(path)  # type: ignore[union-attr]
         self.reads.add(path)
-        return self.node(path)
+        node = self.node(path)
+        if not hide or zone is not Zone.DATA:
+            return node
+        cached = self._shown.get(id(node))
+        if cached is None or cached[0] is not node:
+            cached = (node, hide_meta(node))
+            self._shown[id(node)] = cached
+        return cached[1]
+
+    def refuse_meta_below(self, path: Path) -> None:
+        """For a pure process: ``ContractViolationError`` if the value at ``path`` holds meta
+        keys (``clear()`` of a map would delete them)."""
+        self._enter()
+        try:
+            self._alive()
+            if self._pure and zone_root(path)[0] is Zone.DATA:
+                self._no_meta(path, get_in(self.root, path), "delete")
+        finally:
+            self._exit()
+
+    def _no_meta(self, path: Path, value: Any, what: str) -> None:
+        hit = find_meta(value, path)
+        if hit is not None:
+            name = self.contract.spec.name if self.contract is not None else "?"
+            raise ContractViolationError(
+                f"pure process {name!r} may not {what} {format_path(path)!r}: that would "
+                f"{what} meta path {format_path(hit)!r}, and a pure process may not write meta "
+                "values"
+            )
+
+    def _list_change(self, path: Path, old: Any, new: Any, start: int = 0) -> None:
+        """Pure: refuse a list change that changes the item at a position whose old or new item
+        holds meta keys (spec/03)."""
+        if not self._pure or zone_root(path)[0] is not Zone.DATA:
+            return
+        a, b = old.items, new.items
+        for i in range(start, max(len(a), len(b))):
+            x = a[i] if i < len(a) else MISSING
+            y = b[i] if i < len(b) else MISSING
+            if x is not y:
+                self._no_meta((*path, str(i)), x, "move or delete")
+                self._no_meta((*path, str(i)), y, "set")
 
     def _lookup(self, path: Path, value: Any, missing: BaseException) -> Any:
         zone, root_len = zone_root(path)
@@ -166,6 +251,13 @@ class Transaction:
 
     def read_key(self, parent: Path, key: str, attr: bool) -> Any:
         """``view.key`` / ``view["key"]`` on the map at ``parent``."""
+        self._enter()
+        try:
+            return self._read_key(parent, key, attr)
+        finally:
+            self._exit()
+
+    def _read_key(self, parent: Path, key: str, attr: bool) -> Any:
         if not isinstance(key, str):
             raise KeyError(key)
         path = (*parent, key)
@@ -177,6 +269,13 @@ class Transaction:
 
     def read_index(self, parent: Path, index: int) -> Any:
         """``view[i]`` on the list at ``parent`` (``index`` >= 0)."""
+        self._enter()
+        try:
+            return self._read_index(parent, index)
+        finally:
+            self._exit()
+
+    def _read_index(self, parent: Path, index: int) -> Any:
         node = self.node(parent)
         value = node.get(index) if index < len(node) else MISSING
         missing = IndexError(f"list index out of range at {format_path(parent)!r}")
@@ -184,27 +283,64 @@ class Transaction:
 
     def get(self, path: str, default: Any = None) -> Any:
         """A recorded read of a dotted path (host transactions)."""
-        self._alive()
         segments = parse_path(path)
+        self._enter()
         try:
+            self._alive()
             return self._lookup(segments, get_in(self.root, segments), KeyError(path))
         except KeyError:
             return default
+        finally:
+            self._exit()
+
+    def namespace(self, namespace: str) -> Any:
+        """``ctx.ns``: the guarded view (or value) of a namespace."""
+        self._enter()
+        try:
+            self._alive()
+            value = child(self.root, namespace)
+            if value is MISSING:
+                raise KeyError(f"no namespace {namespace!r}")
+            return self._lookup((namespace,), value, KeyError(namespace))
+        finally:
+            self._exit()
 
     # -- writes ----------------------------------------------------------------------------
     def _unwrap(self, value: Any) -> Any:
         if isinstance(value, _View):
-            if value._tx is None:
-                return value._node
-            if value._tx is not self:
+            path, tx, node = view_state(value)
+            if tx is None:
+                return node
+            if tx is not self:
                 raise ContextError("a view from another transaction cannot be written here")
-            return self.observe(value._path)
+            return self._observe(path, False)  # its whole content: meta is checked on store
         return value
 
     @staticmethod
     def _origin(value: Any) -> int:
         """The length of the path a view came from (0 when unknown: always re-checked)."""
-        return len(value._path) if isinstance(value, _View) else 0
+        return len(view_state(value)[0]) if isinstance(value, _View) else 0
+
+    def _unwrap_locked(self, value: Any) -> Any:
+        if isinstance(value, _View) and view_state(value)[1] is self:
+            self._enter()
+            try:
+                return self._unwrap(value)
+            finally:
+                self._exit()
+        return self._unwrap(value)
+
+    def _convert(self, check: Callable[[], Zone], path: Path, value: Any) -> Any:
+        """Phase one of a write: ``check()`` under the lock, then ``value`` frozen outside it
+        (converting a user object may run user code: mapping methods, destructors). Phase two
+        checks again and stores under the lock; freezing a frozen value returns it as is."""
+        self._enter()
+        try:
+            zone = check()
+        finally:
+            self._exit()
+        zone = Zone.DATA if zone is Zone.SIGNAL else zone
+        return freeze(value, path, zone, self._unwrap_locked, self._origin)
 
     def _store(self, path: Path, zone: Zone, value: Any) -> None:
         self.wrote = True
@@ -212,31 +348,40 @@ class Transaction:
             self.signals[path] = freeze(value, path, Zone.DATA, self._unwrap, self._origin)
             return
         frozen = freeze(value, path, zone, self._unwrap, self._origin)
+        if self._pure and zone is Zone.DATA:
+            self._no_meta(path, get_in(self.root, path), "replace")
+            self._no_meta(path, frozen, "set")
         self.root = set_in(self.root, path, frozen)
         self.writes.add(path)
 
     def write_key(self, parent: Path, key: str, value: Any) -> None:
         """``view.key = value`` on the map at ``parent``."""
-        if (
-            not isinstance(key, str)
-            or not key
-            or "." in key
-            or key in ("*", "**")
-            or has_surrogate(key)
-        ):
-            raise ContextError(
-                f"invalid key {key!r} under {format_path(parent)!r}: keys are non-empty str "
-                "without '.', other than '*' and '**', and valid Unicode (no lone surrogates)"
-            )
+        check_key(key, parent)
         path = (*parent, key)
-        if isinstance(value, _View) and value._tx is self and value._path == path:
+        if isinstance(value, _View) and view_state(value)[:2] == (path, self):
             return  # ``view.x += [...]`` assigns the mutated view back to itself
-        zone = self._check_write(path, "set", value)
-        self.node(parent)
-        self._store(path, zone, value)
+
+        def check() -> Zone:
+            zone = self._check_write(path, "set", value)
+            self.node(parent)
+            return zone
+
+        frozen = self._convert(check, path, value)
+        self._enter()
+        try:
+            self._store(path, check(), frozen)
+        finally:
+            self._exit()
 
     def delete_key(self, parent: Path, key: str, attr: bool) -> None:
         """``del view.key`` on the map at ``parent``."""
+        self._enter()
+        try:
+            self._delete_key(parent, key, attr)
+        finally:
+            self._exit()
+
+    def _delete_key(self, parent: Path, key: str, attr: bool) -> None:
         if not isinstance(key, str):
             raise KeyError(key)
         path = (*parent, key)
@@ -248,22 +393,77 @@ class Transaction:
         self._delete(path)
 
     def _delete(self, path: Path, written: Path | None = None) -> None:
+        if self._pure and zone_root(path)[0] is Zone.DATA:
+            parent = get_in(self.root, path[:-1])
+            if type(parent) is PList:  # the item goes, the items after it move
+                i = index_of(parent, path[-1])
+                if i is not None:
+                    kept = PList(parent.items[:i] + parent.items[i + 1 :])
+                    self._list_change(path[:-1], parent, kept, i)
+            else:
+                self._no_meta(path, get_in(self.root, path), "delete")
         self.root = delete_in(self.root, path)
         self.writes.add(path if written is None else written)
         self.wrote = True
 
     def set_item(self, path: Path, index: int, value: Any) -> None:
         """``lst[i] = value``: a write of the item's path (spec/04)."""
-        size = len(self.node(path))
-        if index < 0:
-            index += size
-        if not 0 <= index < size:
-            raise IndexError(f"list assignment index out of range at {format_path(path)!r}")
-        item = (*path, str(index))
-        self._store(item, self._check_write(item, "set", value), value)
+        where: list[Path] = []
+
+        def check() -> Zone:
+            size = len(self.node(path))
+            i = index + size if index < 0 else index
+            if not 0 <= i < size:
+                raise IndexError(f"list assignment index out of range at {format_path(path)!r}")
+            where[:] = [(*path, str(i))]
+            return self._check_write(where[0], "set", value)
+
+        frozen = self._convert(check, (*path, str(index)), value)
+        self._enter()
+        try:
+            zone = check()
+            self._store(where[0], zone, frozen)
+        finally:
+            self._exit()
 
     def mutate_list(self, path: Path, op: str, args: tuple[Any, ...]) -> Any:
-        """A list mutator on the list at ``path`` (append, extend, insert, pop, ...)."""
+        """A list mutator on the list at ``path`` (append, extend, insert, pop, ...). The user
+        code of ``sort(key=)`` and ``remove`` (equality) runs outside the atomic steps."""
+        if op in ("sort", "remove"):
+            self._enter()
+            try:
+                items = self._target_list(path, op)[1].items
+                shown = [hide_meta(v) if self._pure else v for v in items]
+            finally:
+                self._exit()
+            if op == "sort":
+                key = args[0]
+
+                def sort_key(i: int) -> Any:
+                    return thaw(shown[i]) if key is None else key(wrap(shown[i], path, None))
+
+                order = sorted(range(len(items)), key=sort_key, reverse=args[1])
+                op, args = "reorder", (items, order)
+            else:
+                op, args = "remove_at", ([thaw(v) for v in shown].index(args[0]),)
+        elif op in ("append", "extend", "insert"):
+
+            def check() -> Zone:
+                return self._target_list(path, op)[0]
+
+            if op == "insert":
+                args = (args[0], self._convert(check, (*path, str(args[0])), args[1]))
+            else:
+                values = args[0:1] if op == "append" else args[0]
+                frozen = [self._convert(check, (*path, "-"), v) for v in values]
+                args = (frozen[0],) if op == "append" else (frozen,)
+        self._enter()
+        try:
+            return self._mutate_list(path, op, args)
+        finally:
+            self._exit()
+
+    def _target_list(self, path: Path, op: str) -> tuple[Zone, PList]:
         kind = "append" if op in ("append", "extend") else op
         zone = self._check_write(path, kind)
         current = get_in(self.root, path)
@@ -271,13 +471,19 @@ class Transaction:
             raise KeyError(f"cannot {op} {format_path(path)!r}: no such list")
         if type(current) is not PList:
             raise TypeError(f"cannot {op} {format_path(path)!r}: it is not a list")
+        return zone, current
+
+    def _mutate_list(self, path: Path, op: str, args: tuple[Any, ...]) -> Any:
+        zone, current = self._target_list(path, "remove" if op == "remove_at" else op)
         if op in ("pop", "delitem", "insert") and not isinstance(args[0], slice):
             # ints of any size (spec/01), like a list
             args = (_list_index(op, args[0], len(current), path), *args[1:])
         result = None
         new: PList
+        start = 0
         if op in ("append", "extend"):  # O(log n) per item: the vector grows at its end
             new = current
+            start = len(current)
             for value in args[0:1] if op == "append" else args[0]:
                 new = new.append(
                     freeze(value, (*path, str(len(new))), zone, self._unwrap, self._origin)
@@ -285,10 +491,12 @@ class Transaction:
         elif op == "pop" and args[0] in (-1, len(current) - 1) and len(current):
             result = thaw(current.get(len(current) - 1))
             new = current.drop_last()
+            start = len(new)
         else:  # these shift or reorder items: rebuild
             new = PList(self._shifted(path, op, args, list(current.items), zone))
             if op == "pop":
                 result = thaw(current.items[args[0]])
+        self._list_change(path, current, new, start)
         self.root = set_in(self.root, path, new)
         self.writes.add(path)
         self.wrote = True
@@ -304,20 +512,12 @@ class Transaction:
             )
         elif op == "pop":
             items.pop(args[0])
-        elif op == "remove":
-            plain = [thaw(v) for v in items]
-            del items[plain.index(args[0])]
+        elif op == "remove_at":
+            del items[args[0]]
         elif op == "clear":
             items.clear()
-        elif op == "sort":
-            order = sorted(
-                range(len(items)),
-                key=lambda i: (
-                    thaw(items[i]) if args[0] is None else args[0](wrap(items[i], path, None))
-                ),
-                reverse=args[1],
-            )
-            items = [items[i] for i in order]
+        elif op == "reorder":  # sort: the order was computed on ``args[0]``'s items
+            items = [args[0][i] for i in args[1]]
         elif op == "reverse":
             items.reverse()
         elif op == "delitem":
@@ -327,39 +527,54 @@ class Transaction:
         return items
 
     def apply(self, update: Update) -> None:
-        """Apply explicit writes (``tx.update``, ``StateUpdate``, return mapping)."""
+        """Apply explicit writes (``tx.update``, ``StateUpdate``, return mapping); each
+        operation is atomic (spec/04)."""
         self._alive()
         for kind, path, value in update.ops:
             if kind == "set":
-                zone = self._check_write(path, "set", value)
-                if zone is not Zone.SIGNAL and get_in(self.root, path[:-1]) is MISSING:
-                    raise KeyError(
-                        f"cannot write {format_path(path)!r}: "
-                        f"{format_path(path[:-1])!r} does not exist"
-                    )
-                parent = get_in(self.root, path[:-1])
-                if zone is not Zone.SIGNAL and not is_node(parent):
-                    raise ContextError(
-                        f"cannot write {format_path(path)!r}: "
-                        f"{format_path(path[:-1])!r} is not a map or list"
-                    )
-                if type(parent) is PList and index_of(parent, path[-1]) is None:
-                    raise IndexError(f"list index out of range: {format_path(path)!r}")
-                self._store(path, zone, value)
+                frozen = self._convert(partial(self._set_check, path, value), path, value)
+                self._enter()
+                try:
+                    self._store(path, self._set_check(path, value), frozen)
+                finally:
+                    self._exit()
             elif kind == "delete":
-                parent = get_in(self.root, path[:-1])
-                if type(parent) is PList:  # an item delete shifts indices: a list write
-                    self._check_write(path[:-1], "delitem")
-                    if index_of(parent, path[-1]) is None:
-                        raise IndexError(f"cannot delete {format_path(path)!r}: no such item")
-                    self._delete(path, written=path[:-1])
-                    continue
-                self._check_write(path, "delete")
-                if get_in(self.root, path) is MISSING:
-                    raise KeyError(f"cannot delete {format_path(path)!r}: no such key")
-                self._delete(path)
+                self._enter()
+                try:
+                    self._delete_op(path)
+                finally:
+                    self._exit()
             else:
                 self.mutate_list(path, "append", (value,))
+
+    def _set_check(self, path: Path, value: Any) -> Zone:
+        zone = self._check_write(path, "set", value)
+        if zone is not Zone.SIGNAL and get_in(self.root, path[:-1]) is MISSING:
+            raise KeyError(
+                f"cannot write {format_path(path)!r}: {format_path(path[:-1])!r} does not exist"
+            )
+        parent = get_in(self.root, path[:-1])
+        if zone is not Zone.SIGNAL and not is_node(parent):
+            raise ContextError(
+                f"cannot write {format_path(path)!r}: "
+                f"{format_path(path[:-1])!r} is not a map or list"
+            )
+        if type(parent) is PList and index_of(parent, path[-1]) is None:
+            raise IndexError(f"list index out of range: {format_path(path)!r}")
+        return zone
+
+    def _delete_op(self, path: Path) -> None:
+        parent = get_in(self.root, path[:-1])
+        if type(parent) is PList:  # an item delete shifts indices: a list write
+            self._check_write(path[:-1], "delitem")
+            if index_of(parent, path[-1]) is None:
+                raise IndexError(f"cannot delete {format_path(path)!r}: no such item")
+            self._delete(path, written=path[:-1])
+            return
+        self._check_write(path, "delete")
+        if get_in(self.root, path) is MISSING:
+            raise KeyError(f"cannot delete {format_path(path)!r}: no such key")
+        self._delete(path)
 
     # -- end ---------------------------------------------------------------------------------
     def commit(self, strict: bool = False) -> Snapshot:
@@ -368,8 +583,13 @@ class Transaction:
         return self.engine.commit(self, strict)
 
     def close(self) -> None:
-        """End the transaction; its views stop working; an exclusive one releases the lock."""
+        """End the transaction; its views stop working; an exclusive one releases the lock.
+
+        The ``ctx`` link is dropped, so that no reference cycle keeps the draft (and the values
+        a commit replaced) alive until the cyclic GC runs (spec/05, release).
+        """
         self.open = False
+        self.ctx = None
         held, self.held = self.held, None
         if held is not None:
             held.release()
@@ -392,28 +612,29 @@ def _list_index(op: str, index: Any, size: int, path: Path) -> int:
 
 
 class Context:
-    """The ``ctx`` a process receives: namespaces as guarded views, plus ``local``."""
+    """The ``ctx`` a process receives: namespaces as guarded views, plus ``local``.
 
-    __slots__ = ("_tx", "_views", "local")
+    Its transaction is kept in a slot whose descriptor only this module holds (spec/04: no
+    attribute of ``ctx`` reaches the transaction); ``ctx._tx`` reads a namespace named ``_tx``.
+    """
+
+    __slots__ = ("_s", "local")
 
     def __init__(self, tx: Transaction) -> None:
-        object.__setattr__(self, "_tx", tx)
-        object.__setattr__(self, "_views", {})
+        if _ctx_state_or_none(self) is not None:
+            raise TypeError("ctx is made by the engine")
+        _set_ctx_state(self, (tx, {}))
         object.__setattr__(self, "local", Local())
 
     def __getitem__(self, namespace: str) -> Any:
-        tx = self._tx
-        tx._alive()
-        view = self._views.get(namespace)
+        tx, views = _ctx_state(self)
+        view = views.get(namespace)
         if view is not None:  # a guarded view re-resolves its node on every access
+            tx._alive()
             return view
-        path = (namespace,)
-        value = child(tx.root, namespace)
-        if value is MISSING:
-            raise KeyError(f"no namespace {namespace!r}")
-        view = tx._lookup(path, value, KeyError(namespace))
+        view = tx.namespace(namespace)
         if isinstance(view, MapView):
-            self._views[namespace] = view
+            views[namespace] = view
         return view
 
     def __getattr__(self, name: str) -> Any:
@@ -437,11 +658,30 @@ class Context:
     @property
     def version(self) -> int:
         """The base version of this transaction."""
-        return self._tx.version
+        return _ctx_state(self)[0].version
 
     def __setattr__(self, name: str, value: Any) -> None:
         name = "global" if name == "global_" else name
-        self._tx.write_key((), name, value)
+        _ctx_state(self)[0].write_key((), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise ContextError(f"cannot delete namespace {name!r}: namespaces are fixed")
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError("ctx cannot be pickled or copied; use ctx.domain.to_dict()")
 
     def __repr__(self) -> str:
-        return f"<ctx version={self._tx.version}>"
+        return f"<ctx version={_ctx_state(self)[0].version}>"
+
+
+_CTX_SLOT = Context.__dict__["_s"]
+_ctx_state = _CTX_SLOT.__get__
+_set_ctx_state = _CTX_SLOT.__set__
+del Context._s
+
+
+def _ctx_state_or_none(ctx: Context) -> Any:
+    try:
+        return _ctx_state(ctx)
+    except AttributeError:
+        return None

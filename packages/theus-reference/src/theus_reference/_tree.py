@@ -14,12 +14,14 @@ from ._pvec import PList
 
 __all__ = [
     "check_height",
+    "check_key",
     "child",
     "delete_in",
     "freeze",
     "get_in",
     "index_of",
     "is_node",
+    "register_views",
     "set_in",
     "thaw",
     "zone_root",
@@ -40,7 +42,8 @@ def zone_root(path: Path) -> tuple[Zone, int]:
     return Zone.DATA, len(path)
 
 
-def _check_key(key: object, path: Path) -> str:
+def check_key(key: object, path: Path) -> str:
+    """``key`` if it is a valid key of a map at ``path`` (spec/01), else ``ContextError``."""
     if (
         not isinstance(key, str)
         or not key
@@ -53,6 +56,19 @@ def _check_key(key: object, path: Path) -> str:
             "'.', other than '*' and '**', and valid Unicode (no lone surrogates)"
         )
     return key
+
+
+_VIEW_TYPES: tuple[type, ...] = ()
+
+
+def _view_content(view: Any) -> Any:
+    return view
+
+
+def register_views(types: tuple[type, ...], content: Callable[[Any], Any]) -> None:
+    """Let ``freeze`` store views by content when ``unwrap`` leaves them (``_views`` calls it)."""
+    global _VIEW_TYPES, _view_content
+    _VIEW_TYPES, _view_content = types, content
 
 
 def show_path(path: Path) -> str:
@@ -148,7 +164,7 @@ def _freeze(
     if len(path) > MAX_DEPTH:
         raise _too_deep(path, base, ancestors)
     if zone is Zone.HEAVY:
-        if unwrap(value) is not value:
+        if unwrap(value) is not value or type(value) in _VIEW_TYPES:
             raise ContextError(
                 f"cannot store a view at {show_path(path)!r}: heavy values are kept by "
                 "reference and a view is a window on a transaction; write "
@@ -156,15 +172,22 @@ def _freeze(
             )
         return value
     unwrapped = unwrap(value)
-    if unwrapped is not value or type(value) is PMap or type(value) is PList:
+    if unwrapped is not value:  # a view: its content, re-checked when written deeper
         if is_node(unwrapped) and (origin is None or origin(value) < len(path)):
             check_height(unwrapped, path)
         return unwrapped
+    if type(value) is PMap or type(value) is PList:  # frozen (and checked) by a first phase
+        return value
+    if type(value) in _VIEW_TYPES:  # a view ``unwrap`` left (the engine's context=): by content
+        content = _view_content(value)
+        if is_node(content) and (origin is None or origin(value) < len(path)):
+            check_height(content, path)
+        return content
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         ancestors.append(value)
         for key, item in value.items():
-            key = _check_key(key, path)
+            key = check_key(key, path)
             inner = zone
             if zone is Zone.DATA:
                 inner = zone_of_key(key) or Zone.DATA

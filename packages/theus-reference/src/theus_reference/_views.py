@@ -15,21 +15,24 @@ from theus.paths import Path, format_path
 
 from ._pmap import MISSING, PMap
 from ._pvec import PList
-from ._tree import thaw
+from ._tree import register_views, thaw
 
 if TYPE_CHECKING:
     from ._transaction import Transaction
 
-__all__ = ["ListView", "MapView", "wrap"]
+__all__ = ["ListView", "MapView", "view_state", "wrap"]
 
 
 def wrap(value: Any, path: Path, tx: Transaction | None) -> Any:
     """What a read returns: a view for the tree's containers, the value itself otherwise."""
     if type(value) is PMap:
-        return MapView(path, tx, value)
-    if type(value) is PList:
-        return ListView(path, tx, value)
-    return value
+        view: _View = _new(MapView)
+    elif type(value) is PList:
+        view = _new(ListView)
+    else:
+        return value
+    _set_state(view, (path, tx, value))
+    return view
 
 
 def _read_only(path: Path, what: str) -> ContextError:
@@ -40,87 +43,120 @@ def _read_only(path: Path, what: str) -> ContextError:
 
 
 class _View:
-    __slots__ = ("_path", "_tx", "_node")
+    # One slot, (path, transaction or None, node), read and written only through the slot's
+    # descriptor kept in this module (it is removed from the class below): no attribute of a
+    # view reaches its transaction (spec/04), and every other name reads a key (spec/01).
+    __slots__ = ("_s",)
 
-    def __init__(self, path: Path, tx: Transaction | None, node: Any) -> None:
-        object.__setattr__(self, "_path", path)
-        object.__setattr__(self, "_tx", tx)
-        object.__setattr__(self, "_node", node)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("views are made by the engine; read them from a snapshot or ctx")
 
-    def _whole(self) -> Any:
-        """The node, observed as a whole (a recorded read of this path in a transaction)."""
-        return self._node if self._tx is None else self._tx.observe(self._path)
+    def __copy__(self) -> Any:
+        return _plain(self)
 
-    def _write(self, what: str, key: Any = None) -> Transaction:
-        if self._tx is None:
-            path = self._path if key is None else (*self._path, str(key))
-            raise _read_only(path, what)
-        return self._tx
+    def __deepcopy__(self, memo: Any) -> Any:
+        return _plain(self)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError("views cannot be pickled; pickle view.to_dict() / view.to_list()")
 
     def __reduce__(self) -> Any:
-        raise TypeError("views cannot be pickled; use to_dict()/to_list()")
+        raise TypeError("views cannot be pickled; pickle view.to_dict() / view.to_list()")
 
 
-class MapView(_View, Mapping[str, Any]):
-    """A map in the tree: ``view.key``, ``view["key"]``; writes only inside a process."""
+_SLOT = _View.__dict__["_s"]
+_state = _SLOT.__get__
+_set_state = _SLOT.__set__
+del _View._s
+_new = object.__new__
+
+
+def view_state(view: _View) -> tuple[Path, Transaction | None, Any]:
+    """``(path, transaction or None, node)`` of a view (for this package only)."""
+    return _state(view)  # type: ignore[no-any-return]
+
+
+def _whole(path: Path, tx: Transaction | None, node: Any) -> Any:
+    """The node, observed as a whole (a recorded read of this path in a transaction)."""
+    return node if tx is None else tx.observe(path)
+
+
+def _writer(path: Path, tx: Transaction | None, what: str, key: Any = None) -> Transaction:
+    if tx is None:
+        raise _read_only(path if key is None else (*path, str(key)), what)
+    return tx
+
+
+def _plain(view: _View) -> Any:
+    return thaw(_whole(*_state(view)))
+
+
+def _read(view: _View, key: Any, attr: bool) -> Any:
+    path, tx, node = _state(view)
+    if tx is not None:
+        return tx.read_key(path, key, attr)
+    value = node.get(key) if isinstance(key, str) else MISSING
+    if value is MISSING:
+        if attr:
+            raise AttributeError(f"no key {key!r} at {format_path(path)!r}")
+        raise KeyError(key)
+    return wrap(value, (*path, key), None)
+
+
+class MapView(_View):
+    """A map in the tree: ``view.key``, ``view["key"]``; writes only inside a process.
+
+    A ``collections.abc.Mapping`` (registered, not inherited, so that no private class
+    attribute shadows a key).
+    """
 
     __slots__ = ()
 
     # -- reads -----------------------------------------------------------------------------
-    def _get(self, key: str, attr: bool) -> Any:
-        tx = self._tx
-        if tx is not None:
-            return tx.read_key(self._path, key, attr)
-        value = self._node.get(key) if isinstance(key, str) else MISSING
-        if value is MISSING:
-            if attr:
-                raise AttributeError(f"no key {key!r} at {format_path(self._path)!r}")
-            raise KeyError(key)
-        return wrap(value, (*self._path, key), None)
-
     def __getattr__(self, key: str) -> Any:
         if key.startswith("__") and key.endswith("__"):
             raise AttributeError(key)
-        return self._get(key, True)
+        return _read(self, key, True)
 
     def __getitem__(self, key: str) -> Any:
-        return self._get(key, False)
+        return _read(self, key, False)
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         """``view[key]``, or ``default`` when the key is missing."""
         try:
-            return self._get(key, False)
+            return _read(self, key, False)
         except KeyError:
             return default
 
     def __len__(self) -> int:
-        return len(self._whole())
+        return len(_whole(*_state(self)))
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._whole().keys())
+        return iter(_whole(*_state(self)).keys())
 
     def __contains__(self, key: object) -> bool:
-        return key in self._whole()
+        return key in _whole(*_state(self))
 
-    def keys(self) -> list[str]:  # type: ignore[override]
+    def keys(self) -> list[str]:
         """The keys, in key order."""
-        return self._whole().keys()  # type: ignore[no-any-return]
+        return _whole(*_state(self)).keys()  # type: ignore[no-any-return]
 
-    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+    def items(self) -> list[tuple[str, Any]]:
         """``(key, value)`` pairs in key order; containers as views."""
-        return [(k, wrap(v, (*self._path, k), self._tx)) for k, v in self._whole().items()]
+        path, tx, node = _state(self)
+        return [(k, wrap(v, (*path, k), tx)) for k, v in _whole(path, tx, node).items()]
 
-    def values(self) -> list[Any]:  # type: ignore[override]
+    def values(self) -> list[Any]:
         """The values in key order; containers as views."""
         return [v for _, v in self.items()]
 
     def to_dict(self) -> dict[str, Any]:
         """A deep plain copy."""
-        return thaw(self._whole())  # type: ignore[no-any-return]
+        return _plain(self)  # type: ignore[no-any-return]
 
     def copy(self) -> dict[str, Any]:
         """A deep plain copy (same as ``to_dict``)."""
-        return self.to_dict()
+        return _plain(self)  # type: ignore[no-any-return]
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, MapView):
@@ -129,103 +165,128 @@ class MapView(_View, Mapping[str, Any]):
             return NotImplemented
         return self.to_dict() == dict(other)
 
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
+        path = format_path(_state(self)[0])
         try:
-            return f"MapView({format_path(self._path)!r}, {self.to_dict()!r})"
+            return f"MapView({path!r}, {self.to_dict()!r})"
         except Exception:
-            return f"MapView({format_path(self._path)!r})"
+            return f"MapView({path!r})"
 
     # -- writes ----------------------------------------------------------------------------
     def __setattr__(self, key: str, value: Any) -> None:
-        self._write("assign", key).write_key(self._path, key, value)
+        path, tx, _ = _state(self)
+        _writer(path, tx, "assign", key).write_key(path, key, value)
 
     def __setitem__(self, key: str, value: Any) -> None:
-        self._write("assign", key).write_key(self._path, key, value)
+        path, tx, _ = _state(self)
+        _writer(path, tx, "assign", key).write_key(path, key, value)
 
     def __delattr__(self, key: str) -> None:
-        self._write("delete", key).delete_key(self._path, key, True)
+        path, tx, _ = _state(self)
+        _writer(path, tx, "delete", key).delete_key(path, key, True)
 
     def __delitem__(self, key: str) -> None:
-        self._write("delete", key).delete_key(self._path, key, False)
+        path, tx, _ = _state(self)
+        _writer(path, tx, "delete", key).delete_key(path, key, False)
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Write every pair of ``other`` and ``kwargs``."""
-        tx = self._write("update")
+        path, tx, _ = _state(self)
+        writer = _writer(path, tx, "update")
         pairs = dict(other)
         pairs.update(kwargs)
         for key, value in pairs.items():
-            tx.write_key(self._path, key, value)
+            writer.write_key(path, key, value)
 
     def pop(self, key: str, *default: Any) -> Any:
         """Remove ``key`` and return its value (or ``default`` when absent)."""
-        tx = self._write("pop from")
+        path, tx, _ = _state(self)
+        writer = _writer(path, tx, "pop from")
         try:
-            value = self._get(key, False)
+            value = _read(self, key, False)
         except KeyError:
             if default:
                 return default[0]
             raise
         if isinstance(value, _View):
-            value = thaw(value._whole())
-        tx.delete_key(self._path, key, False)
+            value = _plain(value)
+        writer.delete_key(path, key, False)
         return value
 
     def popitem(self) -> tuple[str, Any]:
         """Remove and return the last pair in key order."""
-        self._write("pop from")
+        path, tx, _ = _state(self)
+        _writer(path, tx, "pop from")
         keys = self.keys()
         if not keys:
-            raise KeyError(f"popitem(): {format_path(self._path)!r} is empty")
+            raise KeyError(f"popitem(): {format_path(path)!r} is empty")
         return keys[-1], self.pop(keys[-1])
 
     def setdefault(self, key: str, default: Any = None) -> Any:
         """``view[key]``, inserting ``default`` first if the key is missing."""
-        tx = self._write("insert into")
+        path, tx, _ = _state(self)
+        writer = _writer(path, tx, "insert into")
         if key in self:
-            return self._get(key, False)
-        tx.write_key(self._path, key, default)
-        return self._get(key, False)
+            return _read(self, key, False)
+        writer.write_key(path, key, default)
+        return _read(self, key, False)
 
     def clear(self) -> None:
         """Remove every key."""
-        tx = self._write("clear")
+        path, tx, _ = _state(self)
+        writer = _writer(path, tx, "clear")
+        writer.refuse_meta_below(path)
         for key in self.keys():
-            tx.delete_key(self._path, key, False)
+            writer.delete_key(path, key, False)
 
 
-class ListView(_View, Sequence[Any]):
-    """A list in the tree; mutators write only inside a process."""
+def _mutate(view: _View, op: str, *args: Any) -> Any:
+    path, tx, _ = _state(view)
+    return _writer(path, tx, op).mutate_list(path, op, args)
+
+
+class ListView(_View):
+    """A list in the tree; mutators write only inside a process.
+
+    A ``collections.abc.Sequence`` (registered, not inherited).
+    """
 
     __slots__ = ()
 
     def __getitem__(self, index: Any) -> Any:
+        path, tx, node = _state(self)
         if isinstance(index, slice):
-            items = self._whole().items
+            items = _whole(path, tx, node).items
             start, stop, step = index.indices(len(items))
-            return [
-                wrap(items[i], (*self._path, str(i)), self._tx) for i in range(start, stop, step)
-            ]
+            return [wrap(items[i], (*path, str(i)), tx) for i in range(start, stop, step)]
         if isinstance(index, bool) or not isinstance(index, int):
             raise TypeError(f"list indices must be integers, not {type(index).__name__}")
         if index < 0:
-            index += len(self._whole())
+            index += len(_whole(path, tx, node))
             if index < 0:
-                raise IndexError(f"list index out of range at {format_path(self._path)!r}")
-        if self._tx is not None:
-            return self._tx.read_index(self._path, index)
-        node = self._node
+                raise IndexError(f"list index out of range at {format_path(path)!r}")
+        if tx is not None:
+            return tx.read_index(path, index)
         if index >= len(node):
-            raise IndexError(f"list index out of range at {format_path(self._path)!r}")
-        return wrap(node.get(index), (*self._path, str(index)), None)
+            raise IndexError(f"list index out of range at {format_path(path)!r}")
+        return wrap(node.get(index), (*path, str(index)), None)
 
     def __len__(self) -> int:
-        return len(self._whole())
+        return len(_whole(*_state(self)))
 
     def __iter__(self) -> Iterator[Any]:
-        items = self._whole().items
-        return iter([wrap(v, (*self._path, str(i)), self._tx) for i, v in enumerate(items)])
+        path, tx, node = _state(self)
+        items = _whole(path, tx, node).items
+        return iter([wrap(v, (*path, str(i)), tx) for i, v in enumerate(items)])
+
+    def __reversed__(self) -> Iterator[Any]:
+        return reversed(list(self.__iter__()))
 
     def __contains__(self, value: object) -> bool:
         return value in self.to_list()
@@ -241,7 +302,7 @@ class ListView(_View, Sequence[Any]):
 
     def to_list(self) -> list[Any]:
         """A deep plain copy."""
-        return thaw(self._whole())  # type: ignore[no-any-return]
+        return _plain(self)  # type: ignore[no-any-return]
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, ListView):
@@ -250,61 +311,83 @@ class ListView(_View, Sequence[Any]):
             return NotImplemented
         return self.to_list() == list(other)
 
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
+        path = format_path(_state(self)[0])
         try:
-            return f"ListView({format_path(self._path)!r}, {self.to_list()!r})"
+            return f"ListView({path!r}, {self.to_list()!r})"
         except Exception:
-            return f"ListView({format_path(self._path)!r})"
+            return f"ListView({path!r})"
 
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError(f"cannot set attribute {key!r} on a list view")
 
     # -- writes ----------------------------------------------------------------------------
-    def _mutate(self, op: str, *args: Any) -> Any:
-        return self._write(op).mutate_list(self._path, op, args)
-
     def append(self, value: Any) -> None:
         """Append ``value``."""
-        self._mutate("append", value)
+        _mutate(self, "append", value)
 
     def extend(self, values: Any) -> None:
         """Append every item of ``values``."""
-        self._mutate("extend", list(values))
+        _mutate(self, "extend", list(values))
 
     def __iadd__(self, values: Any) -> ListView:
-        self._mutate("extend", list(values))
+        _mutate(self, "extend", list(values))
         return self
 
     def insert(self, index: int, value: Any) -> None:
         """Insert ``value`` before ``index``."""
-        self._mutate("insert", index, value)
+        _mutate(self, "insert", index, value)
 
     def pop(self, index: int = -1) -> Any:
         """Remove and return the item at ``index`` (default last)."""
-        return self._mutate("pop", index)
+        return _mutate(self, "pop", index)
 
     def remove(self, value: Any) -> None:
         """Remove the first item equal to ``value``."""
-        self._mutate("remove", value)
+        _mutate(self, "remove", value)
 
     def clear(self) -> None:
         """Remove every item."""
-        self._mutate("clear")
+        _mutate(self, "clear")
 
     def sort(self, *, key: Any = None, reverse: bool = False) -> None:
         """Sort in place (in the draft)."""
-        self._mutate("sort", key, reverse)
+        _mutate(self, "sort", key, reverse)
 
     def reverse(self) -> None:
         """Reverse in place (in the draft)."""
-        self._mutate("reverse")
+        _mutate(self, "reverse")
 
     def __setitem__(self, index: int, value: Any) -> None:
         if isinstance(index, bool) or not isinstance(index, int):
             raise TypeError(f"list indices must be integers, not {type(index).__name__}")
-        self._write("assign", index).set_item(self._path, index, value)
+        path, tx, _ = _state(self)
+        _writer(path, tx, "assign", index).set_item(path, index, value)
 
     def __delitem__(self, index: int) -> None:
-        self._mutate("delitem", index)
+        _mutate(self, "delitem", index)
+
+
+Mapping.register(MapView)
+Sequence.register(ListView)
+
+
+def _stored_content(view: Any) -> Any:
+    """What a view stands for when written where no transaction resolves it (the engine's
+    ``context=``): a snapshot view's node; a guarded view cannot be stored (spec/04)."""
+    path, tx, node = _state(view)
+    if tx is not None:
+        raise ContextError(
+            f"the view of {format_path(path)!r} belongs to a transaction and cannot be stored "
+            "here; write view.to_dict() / view.to_list() instead"
+        )
+    return node
+
+
+register_views((MapView, ListView), _stored_content)

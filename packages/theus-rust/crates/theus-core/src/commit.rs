@@ -95,7 +95,11 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
         result
     }
 
-    fn commit_in_place(&mut self, guard: &mut CommitGuard<L>, strict: bool) -> Result<Committed<L>> {
+    fn commit_in_place(
+        &mut self,
+        guard: &mut CommitGuard<L>,
+        strict: bool,
+    ) -> Result<Committed<L>> {
         if guard.store().is_closed() {
             return Err(Error::Closed);
         }

@@ -414,7 +414,10 @@ mod tests {
             current.insert("heavy_x".into(), Value::Leaf(Arc::new(0)));
             assert!(weak.upgrade().is_some(), "the old version still holds it");
             drop(old);
-            assert!(weak.upgrade().is_none(), "size {size}: shadowed by the trie");
+            assert!(
+                weak.upgrade().is_none(),
+                "size {size}: shadowed by the trie"
+            );
         }
     }
 
@@ -471,6 +474,9 @@ mod tests {
             }
             assert_eq!(before.len(), current.len());
         }
-        assert_eq!(current.get("k7").and_then(|v| v.as_leaf()).map(|l| **l), Some(99));
+        assert_eq!(
+            current.get("k7").and_then(|v| v.as_leaf()).map(|l| **l),
+            Some(99)
+        );
     }
 }

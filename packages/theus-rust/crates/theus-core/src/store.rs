@@ -77,8 +77,10 @@ pub struct CommitGuard<L: Clone> {
     history: ArcMutexGuard<RawMutex, History>,
     store: Store<L>,
     // Declared after `history`: freed after the lock is released.
-    retired: Vec<Arc<Snapshot<L>>>,
-    spent: Vec<Transaction<L>>,
+    retired: Option<Arc<Snapshot<L>>>,
+    more_retired: Vec<Arc<Snapshot<L>>>,
+    spent: Option<Transaction<L>>, // the usual single commit: no allocation
+    more_spent: Vec<Transaction<L>>,
 }
 
 impl<L: Clone> Drop for CommitGuard<L> {
@@ -192,8 +194,10 @@ impl<L: Clone + Send + Sync + 'static> Store<L> {
         CommitGuard {
             history,
             store: self.clone(),
-            retired: Vec::new(),
-            spent: Vec::new(),
+            retired: None,
+            more_retired: Vec::new(),
+            spent: None,
+            more_spent: Vec::new(),
         }
     }
 
@@ -254,13 +258,18 @@ impl<L: Clone + Send + Sync + 'static> CommitGuard<L> {
 
     /// Keep a consumed transaction until the lock is released (then it is freed).
     pub(crate) fn retire(&mut self, spent: Transaction<L>) {
-        self.spent.push(spent);
+        if let Some(earlier) = self.spent.replace(spent) {
+            self.more_spent.push(earlier);
+        }
     }
 
     /// Make `snapshot` current and remember its write set.
     pub(crate) fn install(&mut self, snapshot: Arc<Snapshot<L>>, writes: Arc<[Path]>) {
         let version = snapshot.version();
-        self.retired.push(self.store.0.current.swap(snapshot));
+        let replaced = self.store.0.current.swap(snapshot);
+        if let Some(earlier) = self.retired.replace(replaced) {
+            self.more_retired.push(earlier);
+        }
         if self.history.entries.len() == HISTORY_CAPACITY {
             self.history.entries.pop_front();
         }

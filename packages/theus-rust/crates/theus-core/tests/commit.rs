@@ -222,7 +222,10 @@ fn signals_are_published_under_the_commit_order() {
         .commit_with(false, |c| {
             // Still under the commit lock: no other commit can slip in (and this thread
             // re-entering it is refused at once).
-            assert!(matches!(store.try_lock_commits(), Err(Error::Nested { .. })));
+            assert!(matches!(
+                store.try_lock_commits(),
+                Err(Error::Nested { .. })
+            ));
             for (path, value) in c.signals() {
                 published.push((path.to_string(), *value, c.snapshot().version()));
             }

@@ -13,7 +13,7 @@ fn p(text: &str) -> Path {
 /// A leaf that, when its last clone is dropped, records whether the commit lock of its store
 /// was free at that moment.
 #[derive(Clone)]
-struct Probe(Arc<ProbeInner>);
+struct Probe(#[allow(dead_code)] Arc<ProbeInner>); // held for its drop only
 
 struct ProbeInner {
     store: Arc<OnceLock<Store<Probe>>>,
@@ -89,7 +89,9 @@ fn replaced_values_are_freed_by_their_commit_after_the_lock_is_released() {
         assert!(first_weak.upgrade().is_none(), "round {round}");
         assert!(weak.upgrade().is_some());
         let mut other = store.begin_host();
-        other.set(&p(&format!("domain.k{round}")), probes.probe().0).unwrap();
+        other
+            .set(&p(&format!("domain.k{round}")), probes.probe().0)
+            .unwrap();
         other.commit(false).unwrap();
     }
     let mut tx = store.begin_host();
@@ -126,7 +128,10 @@ fn the_holder_re_entering_the_commit_lock_fails_at_once() {
     let store = probes.store(PMap::new());
     let guard = store.lock_commits().unwrap();
     assert!(matches!(store.lock_commits(), Err(Error::Nested { .. })));
-    assert!(matches!(store.try_lock_commits(), Err(Error::Nested { .. })));
+    assert!(matches!(
+        store.try_lock_commits(),
+        Err(Error::Nested { .. })
+    ));
     let mut tx = store.begin_host();
     tx.set(&p("domain.a"), probes.probe().0).unwrap();
     assert!(matches!(tx.commit(false), Err(Error::Nested { .. })));

@@ -8,6 +8,12 @@
 //!
 //! GIL rules: nothing ever blocks on the commit lock while attached to the interpreter
 //! (`try_lock`, else detach and lock), and large conflict checks and rebases run detached.
+//!
+//! Lock rules: the commit lock knows its owning thread, so a signal handler or destructor that
+//! re-enters a commit of its own thread gets `NestedExecutionError` instead of a hang; what a
+//! commit replaced is freed only after the lock is released; no Python object is made or dropped
+//! while the snapshot cache's mutex is held. The only Python code run under the commit lock is
+//! signal publication on the hub (commit order), whose failures are logged, never raised.
 
 use std::sync::Arc;
 

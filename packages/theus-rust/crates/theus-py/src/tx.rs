@@ -384,8 +384,9 @@ impl Tx {
     /// Commit and return the new snapshot (`ConflictError` on conflict).
     #[pyo3(signature = (strict = false))]
     fn commit(slf: &Bound<'_, Self>, strict: bool) -> PyResult<Py<Snapshot>> {
+        // (the engine first: nothing that can fail is left after the commit landed)
+        let engine = slf.try_borrow()?.engine.clone_ref(slf.py());
         let snapshot = Tx::commit_inner(slf, strict)?;
-        let engine = slf.borrow().engine.clone_ref(slf.py());
         engine.get().snapshot_object(slf.py(), snapshot)
     }
 

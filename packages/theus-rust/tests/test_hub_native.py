@@ -210,3 +210,52 @@ def test_a_reader_that_never_reads_keeps_memory_flat() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], timeout=120, check=False)
     assert done.returncode == 0
+
+
+def test_engine_commits_wait_for_a_block_receiver_and_lose_nothing() -> None:
+    engine = TheusEngine(context={"domain": {"n": 0}}, backend="rust")
+    try:
+        rx = engine.signals.subscribe(policy="block", capacity=1)
+
+        def commit_all() -> None:
+            for i in range(200):
+                with engine.transaction() as tx:
+                    tx.update(data={"domain.n": i}, signal={"domain.sig_n": i})
+
+        t = threading.Thread(target=commit_all)
+        t.start()
+        got = [rx.recv(timeout=30) for _ in range(200)]
+        t.join(30)
+        assert [(s.value, s.version) for s in got] == [(i, i + 1) for i in range(200)]
+    finally:
+        engine.close()
+
+
+def test_ctrl_c_during_a_blocked_commit_publishes_the_other_signals() -> None:
+    code = textwrap.dedent(
+        """
+        import _thread, threading
+        from theus import TheusEngine
+        engine = TheusEngine(context={"domain": {}}, backend="rust")
+        rx = engine.signals.subscribe(policy="block", capacity=1)
+        lag = engine.signals.subscribe(capacity=10)
+        with engine.transaction() as tx:
+            tx.update(signal={"domain.sig_first": 0})
+        # one interrupt per blocked signal (spec/08: the others are still published)
+        threading.Timer(0.2, _thread.interrupt_main).start()
+        threading.Timer(0.6, _thread.interrupt_main).start()
+        try:
+            with engine.transaction() as tx:
+                tx.update(signal={"domain.sig_a": 1, "domain.sig_b": 2})
+        except KeyboardInterrupt:
+            pass
+        else:
+            raise SystemExit(1)
+        assert engine.state.version == 2, engine.state.version
+        # each signal waited for room and was interrupted: no receiver got either
+        assert [s.name for s in lag.recv_many(10, timeout=0)] == ["domain.sig_first"]
+        raise SystemExit(7)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], timeout=60, check=False)
+    assert done.returncode == 7

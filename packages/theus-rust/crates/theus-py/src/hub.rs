@@ -367,6 +367,11 @@ impl Hub {
     /// Publish an engine commit's signals (`name = path`, `value`, `version`) without calling
     /// Python, except to wake asyncio waiters and, when a `block` receiver is full, to check
     /// for signals between waits. Returns the sum of the receivers reached.
+    ///
+    /// spec `08`: an interrupt (`KeyboardInterrupt`) while waiting for a full `block` receiver
+    /// drops the signal being published (no receiver got it, like an interrupted `publish`),
+    /// the commit's other signals are still published, then the interrupt is returned. A closed
+    /// hub ends it (`ContextError`: nothing more can be published).
     pub(crate) fn publish_signals(
         &self,
         py: Python<'_>,
@@ -384,7 +389,22 @@ impl Hub {
                 }))
             })
             .collect();
-        self.publish_batch(py, &mut batch, None, None)
+        let mut total = 0;
+        let mut interrupt = None;
+        while !batch.is_empty() {
+            match self.publish_batch(py, &mut batch, None, None) {
+                Ok(n) => total += n,
+                Err(e) if self.core.is_closed() => return Err(e),
+                Err(e) => {
+                    drop(batch.pop_front()); // the interrupted one
+                    interrupt.get_or_insert(e);
+                }
+            }
+        }
+        match interrupt {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
     }
 }
 

@@ -187,7 +187,8 @@ impl Tx {
         let committed = result.map_err(|e| to_py(py, e, Shape::ContextError))?;
         let mut interrupt = None;
         // H4: a native hub takes the signals without any Python call (see `Hub::publish_signals`;
-        // a full `block` receiver makes it wait, GIL released; an interrupt stops it there).
+        // a full `block` receiver makes it wait, GIL released; after an interrupt it publishes
+        // the other signals, then returns the interrupt).
         let native = match engine.native_hub.as_ref() {
             Some(hub) if committed.is_new_version() && !committed.signals().is_empty() => {
                 let version = committed.snapshot().version();

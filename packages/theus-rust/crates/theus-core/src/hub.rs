@@ -210,7 +210,10 @@ impl TopicFilter {
         S: AsRef<str>,
     {
         TopicFilter {
-            globs: patterns.into_iter().map(|p| Glob::new(p.as_ref())).collect(),
+            globs: patterns
+                .into_iter()
+                .map(|p| Glob::new(p.as_ref()))
+                .collect(),
         }
     }
 
@@ -778,11 +781,18 @@ mod tests {
             .unwrap();
         let all = hub.subscribe(Policy::Lag, Some(100), None).unwrap();
         let none = hub
-            .subscribe(Policy::Block, Some(1), Some(TopicFilter::new(Vec::<&str>::new())))
+            .subscribe(
+                Policy::Block,
+                Some(1),
+                Some(TopicFilter::new(Vec::<&str>::new())),
+            )
             .unwrap();
         assert!(hub.has_filters());
         let mut out = Outbox::new();
-        for (i, t) in ["order.paid", "order.a.b", "x", "order.new"].iter().enumerate() {
+        for (i, t) in ["order.paid", "order.a.b", "x", "order.new"]
+            .iter()
+            .enumerate()
+        {
             let m = Topical(i as u64, Some(t));
             hub.publish(m, Wait::No, &mut out).unwrap();
         }
@@ -858,7 +868,10 @@ mod tests {
         hub.publish(2, Wait::No, &mut out).unwrap();
         assert_eq!(out.wakers, vec![7]);
         assert_eq!(rx.unregister(id), None);
-        assert!(matches!(rx.poll_register(8, &mut got, 8), Ok(Poll::Ready(8))));
+        assert!(matches!(
+            rx.poll_register(8, &mut got, 8),
+            Ok(Poll::Ready(8))
+        ));
         assert_eq!(got, vec![1, 2]);
         let Ok(Poll::Registered(id)) = rx.poll_register(8, &mut got, 9) else {
             panic!()

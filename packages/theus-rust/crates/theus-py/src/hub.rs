@@ -27,7 +27,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyString, PyTuple, PyType};
-use theus_core::{Message, Outbox, Path, Poll, Policy, PublishError, RecvError, TopicFilter, Wait};
+use theus_core::{Message, Outbox, Path, Policy, Poll, PublishError, RecvError, TopicFilter, Wait};
 
 use crate::errors::context_error;
 use crate::{api, Leaf};
@@ -262,6 +262,15 @@ fn default_policy() -> Py<PyAny> {
     Python::attach(|py| intern!(py, "lag").clone().into_any().unbind())
 }
 
+/// `1024`, the default capacity of a hub (an explicit `None` is a `TypeError`).
+fn default_capacity() -> Py<PyAny> {
+    Python::attach(|py| {
+        1024i64
+            .into_pyobject(py)
+            .map_or_else(|_| py.None(), |i| i.into_any().unbind())
+    })
+}
+
 /// The native SignalHub (spec `08`).
 #[pyclass(module = "theus_rust._native", frozen, weakref)]
 pub struct Hub {
@@ -314,7 +323,9 @@ impl Hub {
                 intern!(py, "warning"),
                 (
                     "a signal receiver could not be woken (%s); the message stays queued",
-                    err.value(py).str().map_or_else(|_| "?".into(), |s| s.to_string()),
+                    err.value(py)
+                        .str()
+                        .map_or_else(|_| "?".into(), |s| s.to_string()),
                 ),
             );
             if let Err(e) = logged {
@@ -412,12 +423,9 @@ impl Hub {
 impl Hub {
     /// A new hub whose receivers hold `capacity` messages by default.
     #[new]
-    #[pyo3(signature = (capacity = None))]
-    fn new(capacity: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        let capacity = match capacity {
-            Some(c) => positive(c, "capacity")?,
-            None => 1024,
-        };
+    #[pyo3(signature = (capacity = default_capacity()), text_signature = "(capacity=1024)")]
+    fn new(py: Python<'_>, capacity: Py<PyAny>) -> PyResult<Self> {
+        let capacity = positive(capacity.bind(py), "capacity")?;
         Ok(Hub {
             core: CoreHub::new(capacity),
             failures: AtomicU64::new(0),
@@ -488,7 +496,10 @@ impl Hub {
     }
 
     /// A new receiver (held weakly by the hub: keep a reference while you use it).
-    #[pyo3(signature = (policy = default_policy(), capacity = None, topics = None))]
+    #[pyo3(
+        signature = (policy = default_policy(), capacity = None, topics = None),
+        text_signature = "($self, policy='lag', capacity=None, topics=None)"
+    )]
     fn subscribe(
         slf: &Bound<'_, Self>,
         policy: Py<PyAny>,
@@ -606,12 +617,7 @@ pub struct Receiver {
 
 impl Receiver {
     /// Up to `max` messages; waits (up to `timeout`) for the first. `Ok(None)` on timeout.
-    fn take(
-        &self,
-        py: Python<'_>,
-        max: usize,
-        timeout: Option<f64>,
-    ) -> PyResult<Option<Vec<Msg>>> {
+    fn take(&self, py: Python<'_>, max: usize, timeout: Option<f64>) -> PyResult<Option<Vec<Msg>>> {
         let mut got = Vec::new();
         match self.core.recv_many(max, &mut got, Wait::No) {
             Ok(()) => return Ok(Some(got)),
@@ -824,11 +830,7 @@ impl RecvWait {
     fn finish(&self, py: Python<'_>, got: Vec<Msg>) -> PyErr {
         let value = match self.mode {
             Mode::Many => to_list(py, got),
-            _ => got
-                .into_iter()
-                .next()
-                .expect("one message")
-                .into_py(py),
+            _ => got.into_iter().next().expect("one message").into_py(py),
         };
         match value {
             Ok(v) => stop_iteration(py, v),

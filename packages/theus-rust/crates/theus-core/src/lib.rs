@@ -43,6 +43,7 @@ mod contract;
 mod error;
 mod hub;
 mod map;
+mod meta;
 mod path;
 mod path_set;
 mod pattern;

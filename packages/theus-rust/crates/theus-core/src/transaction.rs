@@ -4,9 +4,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::contract::{Contract, Cursor};
+use crate::contract::{Contract, Cursor, Semantic};
 use crate::error::{Error, Result};
 use crate::map::PMap;
+use crate::meta;
 use crate::path::{parse_index, segment_error, Path};
 use crate::snapshot::Snapshot;
 use crate::store::Store;
@@ -304,6 +305,41 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
         };
         self.record_read(node.path.clone());
         Ok(value)
+    }
+
+    /// [`Transaction::observe`] as the process may see it: for a `pure` process the meta-zone
+    /// keys below a data-zone node are absent (spec `03`) — only the node's own keys when `deep`
+    /// is false (`len`, `keys`, `in`, iteration, `items`), at every depth when true (`to_dict`,
+    /// `==`, `repr`). Other semantics pay nothing.
+    pub fn observe_visible(&mut self, node: &Node<L>, deep: bool) -> Result<Value<L>> {
+        let value = self.observe(node)?;
+        if self.contract.semantic() != Semantic::Pure || node.zone.is_some() {
+            return Ok(value);
+        }
+        Ok(if deep {
+            meta::hide_meta(&value)
+        } else {
+            meta::hide_meta_keys(&value)
+        })
+    }
+
+    /// `value`, stored at `path`, as this transaction's process may see it (every meta-zone key
+    /// removed for a `pure` process, spec `03`): for a caller that computes on a container it
+    /// took with [`Transaction::peek`] (`remove`, `sort`).
+    pub fn visible(&self, path: &Path, value: &Value<L>) -> Value<L> {
+        if self.contract.semantic() != Semantic::Pure || zone_position(path.segments()).is_some() {
+            return value.clone();
+        }
+        meta::hide_meta(value)
+    }
+
+    /// For a `pure` process: [`Error::ContractViolation`] naming the first meta path below the
+    /// data-zone value at `path` (`clear()` of a map would delete it). Nothing for others.
+    pub fn refuse_meta_below(&self, path: &Path) -> Result<()> {
+        if let Some(value) = self.peek(path) {
+            self.no_meta(path, Some(value), "clear")?;
+        }
+        Ok(())
     }
 
     /// Update a node's cached container to the current draft (after writes). Errors if the

@@ -92,6 +92,10 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
                 ),
             });
         }
+        if self.pure_data(path) {
+            self.no_meta(path, tree::lookup(&self.draft, path.segments()), "replace")?;
+            self.no_meta(path, Some(&value), "set")?;
+        }
         match tree::parent_mut(&mut self.draft, path.segments()) {
             ContainerMut::Map(m) => {
                 m.insert(key.clone(), value);
@@ -112,8 +116,11 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
         let key = path.last().expect("checked: not the root");
         let index = match tree::parent(&self.draft, path)? {
             ContainerRef::Map(m) => {
-                if !m.contains_key(key) {
+                let Some(old) = m.get(key) else {
                     return Err(Error::KeyMissing { path: path.clone() });
+                };
+                if self.pure_data(path) {
+                    self.no_meta(path, Some(old), "delete")?;
                 }
                 None
             }
@@ -121,6 +128,11 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
                 let index = self.list_index(path, l, key)?;
                 let list_path = path.parent().expect("a list item has a parent");
                 self.check_write(&list_path, Op::Pop)?;
+                if self.pure_data(&list_path) {
+                    let mut kept = l.clone();
+                    kept.remove(index);
+                    self.list_change(&list_path, l, &kept, index)?;
+                }
                 Some((index, list_path))
             }
         };
@@ -135,7 +147,7 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
 
     /// Append one item to the list at `path`.
     pub fn append(&mut self, path: &Path, value: Value<L>) -> Result<()> {
-        self.with_list(path, Op::Append, |l| l.push(value))
+        self.with_list(path, Op::Append, None, |l| l.push(value))
     }
 
     /// Append items to the list at `path` (`extend`, `+=`).
@@ -144,32 +156,36 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
         path: &Path,
         values: I,
     ) -> Result<()> {
-        self.with_list(path, Op::Extend, |l| l.extend(values))
+        self.with_list(path, Op::Extend, None, |l| l.extend(values))
     }
 
     /// Insert an item before `index` in the list at `path`; `index` may equal the length.
     /// (Python's clamping and negative indices are the caller's business.)
     pub fn insert(&mut self, path: &Path, index: usize, value: Value<L>) -> Result<()> {
         self.check_list(path, Op::Insert, |len| index <= len)?;
-        self.with_list(path, Op::Insert, |l| l.insert(index, value))
+        self.with_list(path, Op::Insert, Some(index), |l| l.insert(index, value))
     }
 
     /// Remove and return the item at `index` of the list at `path` (`pop`, `remove`, `del l[i]`).
     pub fn pop(&mut self, path: &Path, index: usize) -> Result<Value<L>> {
         self.check_list(path, Op::Pop, |len| index < len)?;
         let mut removed = None;
-        self.with_list(path, Op::Pop, |l| removed = Some(l.remove(index)))?;
+        self.with_list(path, Op::Pop, Some(index), |l| {
+            removed = Some(l.remove(index))
+        })?;
         Ok(removed.expect("removed above"))
     }
 
     /// Empty the map or list at `path` (`clear()`).
     pub fn clear(&mut self, path: &Path) -> Result<()> {
         self.check_write(path, Op::Clear)?;
-        let empty = match self.target(path)? {
+        let old = self.target(path)?;
+        let empty = match old {
             Value::Map(_) => Value::empty_map(),
             Value::List(_) => Value::empty_list(),
             Value::Leaf(_) => return Err(not_a_container(path, "clear", "a map or list")),
         };
+        self.no_meta(path, Some(old), "clear")?;
         self.replace(path, empty);
         Ok(())
     }
@@ -312,11 +328,40 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
         }
     }
 
+    /// Replace the list at `path` by `list`, a rearrangement computed by the caller (`sort`,
+    /// `reverse`, `del lst[a:b]`): checked like an assignment of the list, except that a `pure`
+    /// process is refused only when an item holding meta keys changes position (spec `03`).
+    pub fn rewrite_list(&mut self, path: &Path, list: PList<L>) -> Result<()> {
+        self.check_write(path, Op::Set)?;
+        let Value::List(old) = self.target(path)? else {
+            return Err(not_a_container(path, "rewrite", "a list"));
+        };
+        self.list_change(path, old, &list, 0)?;
+        self.replace(path, Value::List(list));
+        Ok(())
+    }
+
     /// Run a mutation on the list at `path` after the checks, and record the list as written.
-    fn with_list(&mut self, path: &Path, op: Op, mutate: impl FnOnce(&mut PList<L>)) -> Result<()> {
+    /// `start`: the first position the mutation may change (`None`: the old length, for
+    /// appends), from which a `pure` process's change is checked for meta items.
+    fn with_list(
+        &mut self,
+        path: &Path,
+        op: Op,
+        start: Option<usize>,
+        mutate: impl FnOnce(&mut PList<L>),
+    ) -> Result<()> {
         self.check_write(path, op)?;
-        if !matches!(self.target(path)?, Value::List(_)) {
+        let Value::List(old) = self.target(path)? else {
             return Err(not_a_container(path, op.verb(), "a list"));
+        };
+        if self.pure_data(path) {
+            let old = old.clone();
+            let mut new = old.clone();
+            mutate(&mut new);
+            self.list_change(path, &old, &new, start.unwrap_or(old.len()))?;
+            self.replace(path, Value::List(new));
+            return Ok(());
         }
         let key = path.last().expect("checked: not the root");
         let slot = match tree::parent_mut(&mut self.draft, path.segments()) {
@@ -328,6 +373,53 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
             _ => unreachable!("checked above"),
         }
         self.record_write(path.clone());
+        Ok(())
+    }
+
+    /// Whether `path` is written by a `pure` process in the data zone (where meta values are
+    /// guarded, spec `03`).
+    fn pure_data(&self, path: &Path) -> bool {
+        self.contract.semantic() == crate::Semantic::Pure
+            && zone_position(path.segments()).is_none()
+    }
+
+    /// For a `pure` process writing the data-zone `path`: refuse if `value` holds a meta key.
+    pub(crate) fn no_meta(&self, path: &Path, value: Option<&Value<L>>, what: &str) -> Result<()> {
+        if !self.pure_data(path) {
+            return Ok(());
+        }
+        let Some(hit) = value.and_then(|v| crate::meta::find_meta(v, path)) else {
+            return Ok(());
+        };
+        Err(Error::ContractViolation {
+            detail: format!(
+                "pure process '{}' may not {what} '{path}': that would {what} meta path '{hit}', \
+                 and a pure process may not write meta values",
+                self.contract.name()
+            ),
+            path: hit,
+        })
+    }
+
+    /// For a `pure` process: refuse a list change from `old` to `new` that changes the item at
+    /// a position (from `start` on) whose old or new item holds meta keys.
+    fn list_change(&self, path: &Path, old: &PList<L>, new: &PList<L>, start: usize) -> Result<()> {
+        if !self.pure_data(path) {
+            return Ok(());
+        }
+        for i in start..old.len().max(new.len()) {
+            let (a, b) = (old.get(i), new.get(i));
+            if let (Some(x), Some(y)) = (a, b) {
+                if x.ptr_eq(y) {
+                    continue;
+                }
+            }
+            if a.is_some_and(Value::is_container) || b.is_some_and(Value::is_container) {
+                let at = path.child_unchecked(i.to_string().into());
+                self.no_meta(&at, a, "move or delete")?;
+                self.no_meta(&at, b, "set")?;
+            }
+        }
         Ok(())
     }
 

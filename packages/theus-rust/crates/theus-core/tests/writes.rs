@@ -376,3 +376,137 @@ fn appending_to_a_missing_log_is_a_missing_key() {
         Err(Error::ContractViolation { .. })
     ));
 }
+
+fn with_meta() -> V {
+    map(&[
+        ("m", map(&[("a", leaf(1)), ("meta_audit", leaf(2))])),
+        (
+            "lst",
+            V::List(
+                [map(&[("meta_t", leaf(0))]), leaf(1), map(&[("v", leaf(2))])]
+                    .into_iter()
+                    .collect(),
+            ),
+        ),
+        ("plain", map(&[("p", leaf(1))])),
+        (
+            "log_l",
+            V::List([map(&[("meta_in_log", leaf(1))])].into_iter().collect()),
+        ),
+    ])
+}
+
+#[test]
+fn pure_writes_that_touch_meta_values_are_refused() {
+    let store = store(with_meta());
+    let pure = || contract_with(&["domain.**"], &["domain.**"], Semantic::Pure);
+    let meta_map = || map(&[("meta_x", leaf(1))]);
+    type Op = Box<dyn Fn(&mut theus_core::Transaction<i64>) -> theus_core::Result<()>>;
+    let refused: Vec<(&str, Op)> = vec![
+        (
+            "domain.new.meta_x",
+            Box::new(move |tx| tx.set(&p("domain.new"), meta_map())),
+        ),
+        (
+            "domain.m.meta_audit",
+            Box::new(|tx| tx.set(&p("domain.m"), leaf(0))),
+        ),
+        (
+            "domain.m.meta_audit",
+            Box::new(|tx| tx.delete(&p("domain.m")).map(|_| ())),
+        ),
+        (
+            "domain.lst.0.meta_t",
+            Box::new(|tx| tx.delete(&p("domain.lst.0")).map(|_| ())),
+        ),
+        (
+            "domain.lst.0.meta_t",
+            Box::new(|tx| tx.pop(&p("domain.lst"), 0).map(|_| ())),
+        ),
+        (
+            "domain.lst.0.meta_t",
+            Box::new(|tx| tx.insert(&p("domain.lst"), 0, leaf(9))),
+        ),
+        (
+            "domain.lst.0.meta_t",
+            Box::new(|tx| tx.clear(&p("domain.lst"))),
+        ),
+        (
+            "domain.m.meta_audit",
+            Box::new(|tx| tx.clear(&p("domain.m"))),
+        ),
+        (
+            "domain.lst.3.meta_x",
+            Box::new(|tx| tx.append(&p("domain.lst"), map(&[("meta_x", leaf(1))]))),
+        ),
+        (
+            "domain.lst.0.meta_t",
+            Box::new(|tx| tx.rewrite_list(&p("domain.lst"), [leaf(1)].into_iter().collect())),
+        ),
+        (
+            "domain.m.meta_audit",
+            Box::new(|tx| tx.refuse_meta_below(&p("domain.m"))),
+        ),
+        (
+            "domain.lst.0.meta_t",
+            Box::new(|tx| tx.set(&p("domain"), map(&[]))),
+        ),
+    ];
+    for (hit, op) in refused {
+        let mut tx = store.begin(pure(), true);
+        let msg = violation(op(&mut tx));
+        assert!(msg.starts_with(hit) || msg.contains(hit), "{hit}: {msg}");
+        assert!(
+            tx.writes().is_empty() && !tx.wrote(),
+            "{hit}: nothing is written"
+        );
+    }
+    // beside meta values, or below another zone: allowed
+    let mut tx = store.begin(pure(), true);
+    tx.set(&p("domain.m.a"), leaf(5)).unwrap();
+    tx.append(&p("domain.lst"), leaf(4)).unwrap();
+    tx.pop(&p("domain.lst"), 3).unwrap();
+    tx.pop(&p("domain.lst"), 1).unwrap(); // the meta item stays at 0
+    tx.set(&p("domain.plain"), map(&[("q", leaf(1))])).unwrap();
+    tx.append(&p("domain.log_l"), map(&[("meta_ok", leaf(1))]))
+        .unwrap();
+    tx.refuse_meta_below(&p("domain.plain")).unwrap();
+    // an effect process writes meta values as data
+    let mut tx = store.begin(contract(&["domain.**"], &["domain.**"]), true);
+    tx.delete(&p("domain.m")).unwrap();
+    tx.clear(&p("domain.lst")).unwrap();
+}
+
+#[test]
+fn pure_whole_reads_do_not_see_meta_values() {
+    use theus_core::Lookup;
+    let store = store(with_meta());
+    let mut tx = store.begin(contract_with(&["domain.**"], &[], Semantic::Pure), true);
+    let root = tx.root_node();
+    let Ok(Lookup::Node(domain)) = tx.child(&root, "domain") else {
+        panic!("domain is a map")
+    };
+    let Ok(Lookup::Node(m)) = tx.child(&domain, "m") else {
+        panic!("m is a map")
+    };
+    let shallow = tx.observe_visible(&m, false).unwrap();
+    assert_eq!(shallow.as_map().unwrap().len(), 1);
+    let deep = tx.observe_visible(&domain, true).unwrap();
+    let lst = deep
+        .as_map()
+        .unwrap()
+        .get("lst")
+        .unwrap()
+        .as_list()
+        .unwrap();
+    assert_eq!(lst.get(0).unwrap().as_map().unwrap().len(), 0);
+    let log = deep
+        .as_map()
+        .unwrap()
+        .get("log_l")
+        .unwrap()
+        .as_list()
+        .unwrap();
+    assert_eq!(log.get(0).unwrap().as_map().unwrap().len(), 1);
+    assert_eq!(tx.observe(&m).unwrap().as_map().unwrap().len(), 2); // the raw read
+}

@@ -263,7 +263,7 @@ impl Engine {
             let exclusive = attempts > 0 && attempts == h.retries;
             let tx = Tx::begin(py, slf, Some(Arc::clone(&h.contract)), exclusive)?;
             let outcome = attempt(py, &tx, h, kwargs);
-            tx.bind(py).borrow_mut().close_inner();
+            tx.get().close_inner(py);
             match outcome? {
                 Ok(result) => return Ok(result),
                 Err(conflict) => {

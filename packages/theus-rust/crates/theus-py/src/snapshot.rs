@@ -195,8 +195,23 @@ impl Snapshot {
 
     fn __reduce__(&self) -> PyResult<()> {
         Err(pyo3::exceptions::PyTypeError::new_err(
-            "snapshots cannot be pickled; use to_dict()",
+            "snapshots cannot be pickled; pickle snapshot.to_dict()",
         ))
+    }
+
+    fn __reduce_ex__(&self, protocol: &Bound<'_, PyAny>) -> PyResult<()> {
+        let _ = protocol;
+        self.__reduce__()
+    }
+
+    /// A snapshot is immutable: its copy is itself.
+    fn __copy__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// A snapshot is immutable: its deep copy is itself.
+    fn __deepcopy__(slf: Py<Self>, _memo: &Bound<'_, PyAny>) -> Py<Self> {
+        slf
     }
 
     fn __repr__(&self) -> String {

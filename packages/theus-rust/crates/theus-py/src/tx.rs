@@ -1,7 +1,9 @@
 //! `Tx` (the `TxCore` protocol: one attempt of a process, or a host transaction) and `Ctx` (the
 //! object a process receives).
 
-use std::sync::{Arc, OnceLock};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, TryLockError};
 
 use pyo3::exceptions::{PyAttributeError, PyException, PyIndexError, PyKeyError, PyTypeError};
 use pyo3::intern;
@@ -22,15 +24,93 @@ const DETACH_WORK: usize = 256;
 
 /// One transaction (spec `05`): a draft on a base snapshot, its read and write sets, and for an
 /// exclusive one (the last re-run of a sync process) the engine's commit lock.
-#[pyclass(module = "theus_rust._native")]
+///
+/// Its views may be used from several threads (spec `04`, views and threads): every operation
+/// runs under `state`'s lock, taken by [`Tx::lock`] without blocking while attached to the
+/// interpreter; `owner` tells a re-entrant use on the holding thread (`ContextError`) from
+/// another thread's (which waits).
+#[pyclass(module = "theus_rust._native", frozen)]
 pub struct Tx {
+    state: Mutex<TxState>,
+    /// [`thread_token`] of the thread holding `state`, 0 when free.
+    owner: AtomicUsize,
+    open: AtomicBool,
+    version: u64,
+}
+
+/// The mutable part of a [`Tx`], behind its lock.
+pub(crate) struct TxState {
     txn: Option<Transaction<Leaf>>,
     guard: Option<CommitGuard<Leaf>>,
     engine: Py<Engine>,
     ctx: Option<Py<Ctx>>,
-    version: u64,
     wrote: bool,
     open: bool,
+}
+
+/// A held [`Tx`] lock; releasing it clears the owner first.
+pub(crate) struct TxLock<'a> {
+    tx: &'a Tx,
+    held: MutexGuard<'a, TxState>,
+}
+
+impl Deref for TxLock<'_> {
+    type Target = TxState;
+    fn deref(&self) -> &TxState {
+        &self.held
+    }
+}
+
+impl DerefMut for TxLock<'_> {
+    fn deref_mut(&mut self) -> &mut TxState {
+        &mut self.held
+    }
+}
+
+impl Drop for TxLock<'_> {
+    fn drop(&mut self) {
+        // Runs before the `held` field is dropped: the owner is cleared while still locked.
+        self.tx.owner.store(0, Ordering::Release);
+    }
+}
+
+/// A number unique to the calling thread among live threads (never 0).
+fn thread_token() -> usize {
+    thread_local!(static TOKEN: u8 = const { 0 });
+    TOKEN.with(|t| t as *const u8 as usize)
+}
+
+impl Tx {
+    /// Take the transaction's lock. Another thread's hold is waited for with the interpreter
+    /// detached; the calling thread's own hold (a destructor or signal handler running in the
+    /// middle of one of its operations) is `ContextError` (spec `04`).
+    pub(crate) fn lock(&self, py: Python<'_>) -> PyResult<TxLock<'_>> {
+        let me = thread_token();
+        loop {
+            let guard = match self.state.try_lock() {
+                Ok(guard) => guard,
+                Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    if self.owner.load(Ordering::Acquire) == me {
+                        return Err(context_error(
+                            py,
+                            "the transaction is busy: one of its operations is in progress on \
+                             this thread (a view used re-entrantly, from a destructor or a signal \
+                             handler)"
+                                .into(),
+                        ));
+                    }
+                    py.detach(|| drop(self.state.lock()));
+                    continue;
+                }
+            };
+            self.owner.store(me, Ordering::Release);
+            return Ok(TxLock {
+                tx: self,
+                held: guard,
+            });
+        }
+    }
 }
 
 /// Take the engine's commit lock without ever blocking while attached to the interpreter.
@@ -67,15 +147,7 @@ pub(crate) fn with_tx<R>(
     tx: &Py<Tx>,
     f: impl FnOnce(&mut Transaction<Leaf>) -> PyResult<R>,
 ) -> PyResult<R> {
-    let bound = tx.bind(py);
-    let mut me = bound.try_borrow_mut().map_err(|_| {
-        context_error(
-            py,
-            "the transaction is in use (a view was used re-entrantly or from another thread \
-             while the transaction was busy)"
-                .into(),
-        )
-    })?;
+    let mut me = tx.get().lock(py)?;
     if !me.open {
         return Err(ended(py));
     }
@@ -107,13 +179,17 @@ impl Tx {
         let tx = Py::new(
             py,
             Tx {
-                txn: Some(txn),
-                guard,
-                engine: engine.clone().unbind(),
-                ctx: None,
+                state: Mutex::new(TxState {
+                    txn: Some(txn),
+                    guard,
+                    engine: engine.clone().unbind(),
+                    ctx: None,
+                    wrote: false,
+                    open: true,
+                }),
+                owner: AtomicUsize::new(0),
+                open: AtomicBool::new(true),
                 version,
-                wrote: false,
-                open: true,
             },
         )?;
         if process {
@@ -127,14 +203,20 @@ impl Tx {
                     version,
                 },
             )?;
-            tx.bind(py).borrow_mut().ctx = Some(ctx);
+            tx.get().lock(py)?.ctx = Some(ctx);
         }
         Ok(tx)
     }
 
     /// The `ctx` of a process transaction.
     pub(crate) fn ctx_of(py: Python<'_>, tx: &Py<Tx>) -> Option<Py<Ctx>> {
-        tx.bind(py).borrow().ctx.as_ref().map(|c| c.clone_ref(py))
+        let me = tx.get().lock(py).ok()?;
+        me.ctx.as_ref().map(|c| c.clone_ref(py))
+    }
+
+    /// Whether the transaction is still open (no lock taken).
+    pub(crate) fn is_open(&self) -> bool {
+        self.open.load(Ordering::Acquire)
     }
 
     /// Commit (spec `05`): take the commit lock (unless held since an exclusive begin), check
@@ -151,7 +233,7 @@ impl Tx {
         strict: bool,
     ) -> PyResult<Arc<theus_core::Snapshot<Leaf>>> {
         let py = slf.py();
-        let mut me = slf.try_borrow_mut()?;
+        let mut me = slf.get().lock(py)?;
         if !me.open {
             return Err(ended(py));
         }
@@ -244,12 +326,22 @@ impl Tx {
     }
 
     /// End the transaction: drop the draft, release an exclusive lock, break the ctx cycle.
-    pub(crate) fn close_inner(&mut self) {
-        self.open = false;
-        // The lock first: what the transaction held is freed outside the critical section.
-        self.guard = None;
-        self.txn = None;
-        self.ctx = None;
+    /// The draft and the ctx are dropped after the transaction's lock is released (their
+    /// destructors may be user code). From inside one of its own operations (a destructor) the
+    /// transaction is only marked closed; the rest is freed with it.
+    pub(crate) fn close_inner(&self, py: Python<'_>) {
+        self.open.store(false, Ordering::Release);
+        let Ok(mut me) = self.lock(py) else {
+            return;
+        };
+        me.open = false;
+        let guard = me.guard.take();
+        let txn = me.txn.take();
+        let ctx = me.ctx.take();
+        drop(me);
+        drop(guard);
+        drop(txn);
+        drop(ctx);
     }
 
     fn apply_set(
@@ -311,8 +403,8 @@ impl Tx {
 impl Tx {
     /// The object passed to the process (`None` for a host transaction).
     #[getter]
-    fn ctx(&self, py: Python<'_>) -> Option<Py<Ctx>> {
-        self.ctx.as_ref().map(|c| c.clone_ref(py))
+    fn ctx(&self, py: Python<'_>) -> PyResult<Option<Py<Ctx>>> {
+        Ok(self.lock(py)?.ctx.as_ref().map(|c| c.clone_ref(py)))
     }
 
     /// The base version.
@@ -323,8 +415,9 @@ impl Tx {
 
     /// Whether something was written in place during this attempt (spec `06`, rule 2).
     #[getter]
-    fn wrote(&self) -> bool {
-        self.txn.as_ref().map_or(self.wrote, |t| t.wrote())
+    fn wrote(&self, py: Python<'_>) -> PyResult<bool> {
+        let me = self.lock(py)?;
+        Ok(me.txn.as_ref().map_or(me.wrote, |t| t.wrote()))
     }
 
     /// Apply an `Update` (checked writes: contract, zones, semantic).
@@ -386,22 +479,22 @@ impl Tx {
     #[pyo3(signature = (strict = false))]
     fn commit(slf: &Bound<'_, Self>, strict: bool) -> PyResult<Py<Snapshot>> {
         // (the engine first: nothing that can fail is left after the commit landed)
-        let engine = slf.try_borrow()?.engine.clone_ref(slf.py());
+        let engine = slf.get().lock(slf.py())?.engine.clone_ref(slf.py());
         let snapshot = Tx::commit_inner(slf, strict)?;
         engine.get().snapshot_object(slf.py(), snapshot)
     }
 
     /// End the transaction: discard an uncommitted draft, invalidate views, release the
     /// commit lock of an exclusive transaction.
-    fn close(&mut self) {
-        self.close_inner();
+    fn close(&self, py: Python<'_>) {
+        self.close_inner(py);
     }
 
     fn __repr__(&self) -> String {
         format!(
             "<Tx version={} {}>",
             self.version,
-            if self.open { "open" } else { "closed" }
+            if self.is_open() { "open" } else { "closed" }
         )
     }
 }
@@ -426,7 +519,7 @@ impl Ctx {
         name: &str,
     ) -> PyResult<Py<PyAny>> {
         if let Some(view) = slot.get() {
-            if !self.tx.bind(py).borrow().open {
+            if !self.tx.get().is_open() {
                 return Err(crate::errors::ended(py));
             }
             return Ok(view.clone_ref(py));

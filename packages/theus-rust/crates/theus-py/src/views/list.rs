@@ -87,7 +87,9 @@ fn saturating_index(index: &Bound<'_, PyAny>) -> PyResult<isize> {
 
 impl ListView {
     fn len(&self, py: Python<'_>) -> PyResult<usize> {
-        Ok(whole(py, &self.src)?.as_list().map_or(0, |l| l.len()))
+        Ok(whole(py, &self.src, false)?
+            .as_list()
+            .map_or(0, |l| l.len()))
     }
 
     fn item(&self, py: Python<'_>, index: isize) -> PyResult<Py<PyAny>> {
@@ -130,7 +132,7 @@ impl ListView {
     }
 
     fn plain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        Ok(thaw(py, &whole(py, &self.src)?)?
+        Ok(thaw(py, &whole(py, &self.src, true)?)?
             .into_bound(py)
             .cast_into::<PyList>()?)
     }
@@ -206,7 +208,15 @@ impl ListView {
 
     /// A deep plain copy.
     fn to_list(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        thaw(py, &whole(py, &self.src)?)
+        thaw(py, &whole(py, &self.src, true)?)
+    }
+
+    fn __copy__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.to_list(py)
+    }
+
+    fn __deepcopy__(&self, py: Python<'_>, _memo: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.to_list(py)
     }
 
     fn __richcmp__(
@@ -242,6 +252,10 @@ impl ListView {
     }
 
     fn __reduce__(&self) -> PyResult<()> {
+        Err(not_picklable())
+    }
+
+    fn __reduce_ex__(&self, _protocol: &Bound<'_, PyAny>) -> PyResult<()> {
         Err(not_picklable())
     }
 
@@ -327,10 +341,11 @@ impl ListView {
     /// Remove the first item equal to `value`.
     fn remove(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
         let (tx, _) = writer(py, &self.path, &self.src, "remove from", None)?;
-        let (_, list) = with_tx(py, tx, |txn| {
-            check_list(py, txn, &self.path, WriteOp::Pop, "remove from")
+        let shown = with_tx(py, tx, |txn| {
+            let (_, list) = check_list(py, txn, &self.path, WriteOp::Pop, "remove from")?;
+            Ok(txn.visible(&self.path, &Value::List(list)))
         })?;
-        let plain = thaw(py, &Value::List(list))?;
+        let plain = thaw(py, &shown)?;
         let index: usize = plain.bind(py).call_method1("index", (value,))?.extract()?;
         with_tx(py, tx, |txn| {
             txn.pop(&self.path, index).map(|_| ()).map_err(list_err(py))
@@ -350,13 +365,18 @@ impl ListView {
     #[pyo3(signature = (*, key = None, reverse = false))]
     fn sort(&self, py: Python<'_>, key: Option<&Bound<'_, PyAny>>, reverse: bool) -> PyResult<()> {
         let (tx, _) = writer(py, &self.path, &self.src, "sort", None)?;
-        let (_, list) = with_tx(py, tx, |txn| {
+        let (list, shown) = with_tx(py, tx, |txn| {
             txn.check_write(&self.path, WriteOp::Clear)
                 .map_err(list_err(py))?;
-            check_list(py, txn, &self.path, WriteOp::Set, "sort")
+            let (_, list) = check_list(py, txn, &self.path, WriteOp::Set, "sort")?;
+            let shown = txn.visible(&self.path, &Value::List(list.clone()));
+            Ok((list, shown))
         })?;
+        let Value::List(shown) = shown else {
+            return Err(vanished(py, &self.path));
+        };
         let mut keys = Vec::with_capacity(list.len());
-        for (i, item) in list.iter().enumerate() {
+        for (i, item) in shown.iter().enumerate() {
             keys.push(match key {
                 None => thaw(py, item)?,
                 Some(f) => f
@@ -381,8 +401,7 @@ impl ListView {
         }
         let sorted: PList<Leaf> = sorted.into_iter().collect();
         with_tx(py, tx, |txn| {
-            txn.set(&self.path, Value::List(sorted))
-                .map_err(list_err(py))
+            txn.rewrite_list(&self.path, sorted).map_err(list_err(py))
         })
     }
 
@@ -396,8 +415,7 @@ impl ListView {
             let mut items: Vec<Value<Leaf>> = list.iter().cloned().collect();
             items.reverse();
             let reversed: PList<Leaf> = items.into_iter().collect();
-            txn.set(&self.path, Value::List(reversed))
-                .map_err(list_err(py))
+            txn.rewrite_list(&self.path, reversed).map_err(list_err(py))
         })
     }
 
@@ -451,7 +469,7 @@ impl ListView {
                 .map(|(v, _)| v.clone())
                 .collect();
             return with_tx(py, tx, |txn| {
-                txn.set(&self.path, Value::List(kept)).map_err(list_err(py))
+                txn.rewrite_list(&self.path, kept).map_err(list_err(py))
             });
         }
         let index = index_of(index)?;

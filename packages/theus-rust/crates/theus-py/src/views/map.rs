@@ -106,10 +106,10 @@ fn generic_getattr(slf: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> PyResu
 /// A deep plain copy of a view (a whole read), or the object itself.
 fn plain_of(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
     if let Ok(view) = obj.cast::<MapView>() {
-        return thaw(py, &whole(py, &view.get().src)?);
+        return thaw(py, &whole(py, &view.get().src, true)?);
     }
     if let Ok(view) = obj.cast::<ListView>() {
-        return thaw(py, &whole(py, &view.get().src)?);
+        return thaw(py, &whole(py, &view.get().src, true)?);
     }
     Ok(obj.clone().unbind())
 }
@@ -171,11 +171,11 @@ impl MapView {
     }
 
     fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
-        Ok(whole(py, &self.src)?.as_map().map_or(0, |m| m.len()))
+        Ok(whole(py, &self.src, false)?.as_map().map_or(0, |m| m.len()))
     }
 
     fn __contains__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let value = whole(py, &self.src)?;
+        let value = whole(py, &self.src, false)?;
         Ok(key_text(key).is_some_and(|k| value.as_map().is_some_and(|m| m.contains_key(k))))
     }
 
@@ -185,7 +185,7 @@ impl MapView {
 
     /// The keys, in key order.
     fn keys(&self, py: Python<'_>) -> PyResult<Py<PyList>> {
-        let value = whole(py, &self.src)?;
+        let value = whole(py, &self.src, false)?;
         let keys: Vec<&str> = value
             .as_map()
             .map(|m| m.keys().map(|k| &**k).collect())
@@ -214,7 +214,15 @@ impl MapView {
 
     /// A deep plain copy.
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        thaw(py, &whole(py, &self.src)?)
+        thaw(py, &whole(py, &self.src, true)?)
+    }
+
+    fn __copy__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.to_dict(py)
+    }
+
+    fn __deepcopy__(&self, py: Python<'_>, _memo: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.to_dict(py)
     }
 
     /// A deep plain copy (same as `to_dict`).
@@ -251,6 +259,10 @@ impl MapView {
     }
 
     fn __reduce__(&self) -> PyResult<()> {
+        Err(not_picklable())
+    }
+
+    fn __reduce_ex__(&self, _protocol: &Bound<'_, PyAny>) -> PyResult<()> {
         Err(not_picklable())
     }
 
@@ -361,7 +373,11 @@ impl MapView {
 
     /// Remove every key.
     fn clear(&self, py: Python<'_>) -> PyResult<()> {
-        writer(py, &self.path, &self.src, "clear", None)?;
+        let (tx, _) = writer(py, &self.path, &self.src, "clear", None)?;
+        with_tx(py, tx, |txn| {
+            txn.refuse_meta_below(&self.path)
+                .map_err(|e| to_py(py, e, Shape::ContextError))
+        })?;
         let keys = self.keys(py)?;
         for key in keys.bind(py).iter() {
             delete_key(py, &self.path, &self.src, &key, false)?;

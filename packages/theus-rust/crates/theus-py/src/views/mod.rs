@@ -77,7 +77,7 @@ pub(crate) fn view_value(
         match src {
             Src::Snap(value) => Ok(value.clone()),
             Src::Tx { tx: own, node } => match tx {
-                Some(tx) if tx.is(own) => with_tx(py, tx, |txn| observe(py, txn, node)),
+                Some(tx) if tx.is(own) => with_tx(py, tx, |txn| observe(py, txn, node, None)),
                 _ => Err(context_error(
                     py,
                     format!(
@@ -146,22 +146,31 @@ fn vanished(py: Python<'_>, path: &Path) -> PyErr {
     context_error(py, format!("'{path}' no longer exists in this transaction"))
 }
 
-/// A recorded whole-container read of a guarded view's node.
+/// A recorded whole-container read of a guarded view's node: everything in it (`visible`:
+/// `None`), or what the process may see (meta values hidden from a pure process, spec `03`:
+/// `Some(deep)`, see [`Transaction::observe_visible`]).
 fn observe(
     py: Python<'_>,
     txn: &mut Transaction<Leaf>,
     node: &Node<Leaf>,
+    visible: Option<bool>,
 ) -> PyResult<Value<Leaf>> {
-    txn.observe(node).map_err(|e| match e {
+    let seen = match visible {
+        None => txn.observe(node),
+        Some(deep) => txn.observe_visible(node, deep),
+    };
+    seen.map_err(|e| match e {
         Error::KeyMissing { .. } | Error::NotAContainer { .. } => vanished(py, node.path()),
         e => to_py(py, e, Shape::TypeError),
     })
 }
 
-fn whole(py: Python<'_>, src: &Src) -> PyResult<Value<Leaf>> {
+/// The container of a view read as a whole, as the process may see it: its own keys (`deep`
+/// false: `len`, `keys`, `in`) or its whole content (`to_dict`, `==`, `repr`).
+fn whole(py: Python<'_>, src: &Src, deep: bool) -> PyResult<Value<Leaf>> {
     match src {
         Src::Snap(value) => Ok(value.clone()),
-        Src::Tx { tx, node } => with_tx(py, tx, |txn| observe(py, txn, node)),
+        Src::Tx { tx, node } => with_tx(py, tx, |txn| observe(py, txn, node, Some(deep))),
     }
 }
 
@@ -191,7 +200,7 @@ fn children(py: Python<'_>, path: &Path, src: &Src) -> PyResult<Children> {
     match src {
         Src::Snap(value) => collect(value, &mut |k, v| wrap(py, v, child_path(path, k))),
         Src::Tx { tx, node } => with_tx(py, tx, |txn| {
-            let value = observe(py, txn, node)?;
+            let value = observe(py, txn, node, Some(false))?;
             collect(&value, &mut |k, v| match v {
                 Value::Leaf(leaf) => Ok(leaf.get(py)),
                 _ => guarded_view(py, tx, txn.node_below(node, k, v.clone())),
@@ -286,5 +295,5 @@ fn unhashable(class: &str) -> PyErr {
 
 /// Views are windows on a snapshot or a transaction: never pickled.
 fn not_picklable() -> PyErr {
-    PyTypeError::new_err("views cannot be pickled; use to_dict()/to_list()")
+    PyTypeError::new_err("views cannot be pickled; pickle view.to_dict() / view.to_list()")
 }

@@ -76,11 +76,61 @@ pub enum Poll<W> {
     Registered(u64),
 }
 
+/// Messages handed back to the caller: the first two inline (a publish to one receiver hands
+/// back at most the receiver's oldest message and its own copy), the others in a `Vec`.
+#[derive(Debug)]
+pub struct Garbage<T> {
+    first: Option<T>,
+    second: Option<T>,
+    more: Vec<T>,
+}
+
+impl<T> Default for Garbage<T> {
+    fn default() -> Self {
+        Garbage {
+            first: None,
+            second: None,
+            more: Vec::new(),
+        }
+    }
+}
+
+impl<T> Garbage<T> {
+    /// Keep `value`.
+    #[inline]
+    pub fn push(&mut self, value: T) {
+        if self.first.is_none() {
+            self.first = Some(value);
+        } else if self.second.is_none() {
+            self.second = Some(value);
+        } else {
+            self.more.push(value);
+        }
+    }
+
+    /// How many are kept.
+    pub fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + usize::from(self.second.is_some()) + self.more.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drop them all.
+    pub fn clear(&mut self) {
+        self.first = None;
+        self.second = None;
+        self.more.clear();
+    }
+}
+
 /// Values the caller must drop or wake after a hub call, outside every hub lock.
 #[derive(Debug)]
 pub struct Outbox<T, W> {
     /// Messages that left the hub (dropped oldest ones, undelivered ones).
-    pub garbage: Vec<T>,
+    pub garbage: Garbage<T>,
     /// Asynchronous waiters to wake.
     pub wakers: Vec<W>,
 }
@@ -97,7 +147,7 @@ pub trait Message: Clone {
 impl<T, W> Default for Outbox<T, W> {
     fn default() -> Self {
         Outbox {
-            garbage: Vec::new(),
+            garbage: Garbage::default(),
             wakers: Vec::new(),
         }
     }

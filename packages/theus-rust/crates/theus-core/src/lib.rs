@@ -59,7 +59,8 @@ pub use commit::Committed;
 pub use contract::{Contract, Cursor, Semantic};
 pub use error::{Error, Result};
 pub use hub::{
-    Glob, Hub, Message, Outbox, Policy, Poll, PublishError, Receiver, RecvError, TopicFilter, Wait,
+    Garbage, Glob, Hub, Message, Outbox, Policy, Poll, PublishError, Receiver, RecvError,
+    TopicFilter, Wait,
 };
 pub use map::PMap;
 pub use path::{is_valid_key, parse_index, segment_error, Path, MAX_DEPTH};

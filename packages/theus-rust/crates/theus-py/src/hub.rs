@@ -12,7 +12,6 @@
 //! between slices. An asyncio wait registers one future with the receiver; the first message
 //! (or a close) schedules one `call_soon_threadsafe` on that loop; nothing else touches a loop.
 
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -103,10 +102,6 @@ pub(crate) struct Waker {
 }
 
 type CoreHub = theus_core::Hub<Msg, Waker>;
-
-thread_local! {
-    static SPARE: Cell<Option<Outbox<Msg, Waker>>> = const { Cell::new(None) };
-}
 type CoreRx = theus_core::Receiver<Msg, Waker>;
 
 fn get_running_loop(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
@@ -442,17 +437,12 @@ impl Hub {
         let py = message.py();
         let timeout = timeout_of(timeout)?;
         let msg = self.message(message)?;
-        // A per-thread outbox, taken (a nested publish from a destructor finds none and makes
-        // its own) and given back empty: no allocation per publish.
-        let mut out = SPARE.with(Cell::take).unwrap_or_default();
+        let mut out = Outbox::new(); // no allocation for a publish to one receiver
         match self.core.publish(msg, Wait::No, &mut out) {
             Ok(n) => {
-                if out.wakers.is_empty() {
-                    out.garbage.clear(); // drops the messages: no hub lock is held
-                    SPARE.with(|c| c.set(Some(out)));
-                } else {
+                if !out.wakers.is_empty() {
                     self.settle(py, out);
-                }
+                } // else `out` drops here: the messages it holds, with no hub lock held
                 Ok(n)
             }
             Err(PublishError::Closed(m)) => {

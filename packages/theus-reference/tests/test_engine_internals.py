@@ -6,6 +6,7 @@ import threading
 
 from theus import TheusEngine, process
 from theus.update import make_update
+from theus_reference._engine import snapshot_root
 
 
 def _engine(**context: object) -> TheusEngine:
@@ -17,14 +18,14 @@ def test_commit_shares_untouched_namespaces() -> None:
         context={"domain": {"x": 0}, "global": {"big": {str(i): i for i in range(1000)}}},
         backend="reference",
     )
-    before = engine.state.root
+    before = snapshot_root(engine.state)
 
     @process(outputs=["domain.x"])
     def write(ctx: object) -> None:
         ctx.domain.x = 1  # type: ignore[attr-defined]
 
     engine.execute(write)
-    after = engine.state.root
+    after = snapshot_root(engine.state)
     assert after is not before
     assert after.get("global") is before.get("global")
 

@@ -116,16 +116,6 @@ class Snapshot:
         """The version: 0 for the initial context, +1 per commit."""
         return _snap_state(self)[0]  # type: ignore[no-any-return]
 
-    @property
-    def root(self) -> PMap:
-        """The stored tree (the engine's; read-only)."""
-        return _snap_state(self)[1]  # type: ignore[no-any-return]
-
-    @property
-    def signal_index(self) -> dict[Path, Any]:
-        """Signals of this version by path (the engine's; do not change)."""
-        return _snap_state(self)[2]  # type: ignore[no-any-return]
-
     def __copy__(self) -> Snapshot:
         return self
 
@@ -152,11 +142,11 @@ class Snapshot:
     def signals(self) -> Mapping[str, Any]:
         """Signals committed by the commit that made this version (path → value)."""
         return MappingProxyType(
-            {format_path(p): wrap(v, p, None) for p, v in self.signal_index.items()}
+            {format_path(p): wrap(v, p, None) for p, v in snapshot_signals(self).items()}
         )
 
     def __getitem__(self, namespace: str) -> Any:
-        value = self.root.get(namespace) if isinstance(namespace, str) else MISSING
+        value = snapshot_root(self).get(namespace) if isinstance(namespace, str) else MISSING
         if value is MISSING:
             raise KeyError(namespace)
         return wrap(value, (namespace,), None)
@@ -170,37 +160,37 @@ class Snapshot:
             raise AttributeError(f"the state has no namespace {name!r}") from None
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.root.keys())
+        return iter(snapshot_root(self).keys())
 
     def __len__(self) -> int:
-        return len(self.root)
+        return len(snapshot_root(self))
 
     def __contains__(self, namespace: object) -> bool:
-        return namespace in self.root
+        return namespace in snapshot_root(self)
 
     def keys(self) -> list[str]:
         """The namespace names, in key order."""
-        return self.root.keys()
+        return snapshot_root(self).keys()
 
     def items(self) -> list[tuple[str, Any]]:
         """``(name, view)`` pairs."""
-        return [(name, wrap(value, (name,), None)) for name, value in self.root.items()]
+        return [(name, wrap(value, (name,), None)) for name, value in snapshot_root(self).items()]
 
     def values(self) -> list[Any]:
         """The namespaces as views."""
-        return [wrap(value, (name,), None) for name, value in self.root.items()]
+        return [wrap(value, (name,), None) for name, value in snapshot_root(self).items()]
 
     def get(self, path: str, default: Any = None) -> Any:
         """The value at a dotted path, or ``default``."""
         segments = parse_path(path)
-        if segments in self.signal_index:
-            return wrap(self.signal_index[segments], segments, None)
-        value = get_in(self.root, segments)
+        if segments in snapshot_signals(self):
+            return wrap(snapshot_signals(self)[segments], segments, None)
+        value = get_in(snapshot_root(self), segments)
         return default if value is MISSING else wrap(value, segments, None)
 
     def to_dict(self) -> dict[str, Any]:
         """A deep, plain, mutable copy of the data tree."""
-        return thaw(self.root)  # type: ignore[no-any-return]
+        return thaw(snapshot_root(self))  # type: ignore[no-any-return]
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise ContextError(
@@ -218,7 +208,7 @@ class Snapshot:
         self.__setattr__(name, None)
 
     def __repr__(self) -> str:
-        return f"<Snapshot version={self.version} namespaces={self.root.keys()}>"
+        return f"<Snapshot version={self.version} namespaces={snapshot_root(self).keys()}>"
 
 
 Mapping.register(Snapshot)
@@ -226,6 +216,17 @@ _SNAP_SLOT = Snapshot.__dict__["_s"]
 _snap_state = _SNAP_SLOT.__get__
 _set_snap_state = _SNAP_SLOT.__set__
 del Snapshot._s
+
+
+def snapshot_root(snapshot: Snapshot) -> PMap:
+    """The stored tree of ``snapshot`` (the engine's; no attribute of the snapshot exposes it,
+    so a namespace may be named ``root``)."""
+    return _snap_state(snapshot)[1]  # type: ignore[no-any-return]
+
+
+def snapshot_signals(snapshot: Snapshot) -> dict[Path, Any]:
+    """The signals of ``snapshot``'s version by path (the engine's; do not change)."""
+    return _snap_state(snapshot)[2]  # type: ignore[no-any-return]
 
 
 def _conflict(mine: set[Path], prefixes: set[Path], theirs: Iterable[Path]) -> Path | None:
@@ -267,6 +268,12 @@ class ReferenceEngine:
         """The current snapshot."""
         return self._current
 
+    @staticmethod
+    def parts(snapshot: Snapshot) -> tuple[PMap, dict[Path, Any]]:
+        """The stored tree and the signals of ``snapshot`` (for its transactions)."""
+        state = _snap_state(snapshot)
+        return state[1], state[2]
+
     def compile(self, spec: ProcessSpec) -> Handle:
         """Compile a process's contract for this engine."""
         return Handle(spec, spec.contract())
@@ -302,7 +309,7 @@ class ReferenceEngine:
             root = tx.root
             if latest.version != tx.version:
                 self._check(tx, latest, strict)
-                root = latest.root
+                root = snapshot_root(latest)
                 for path in _minimal(tx.writes):
                     value = get_in(tx.root, path)
                     if value is not MISSING:

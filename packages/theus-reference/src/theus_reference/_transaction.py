@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Context", "Transaction"]
 
+_SCALARS = frozenset({int, float, str, bytes, bool, type(None)})
+
 _BUSY = (
     "the transaction is busy: one of its operations is in progress on this thread (a view "
     "used re-entrantly, from a destructor or a signal handler)"
@@ -63,7 +65,8 @@ class Transaction:
         self.version = base.version
         self.contract: Contract | None = handle.contract if handle is not None else None
         self.semantic = handle.spec.semantic if handle is not None else None
-        self.root: Any = base.root  # the draft
+        self.base_root, self.base_signals = engine.parts(base)
+        self.root: Any = self.base_root  # the draft
         self.reads: set[Path] = set()
         self.writes: set[Path] = set()
         self.signals: dict[Path, Any] = {}
@@ -115,7 +118,7 @@ class Transaction:
         """Contract, semantic and zone rules for a write of ``kind`` at ``path``."""
         self._alive()
         if len(path) < 2:
-            if kind != "set" or path[0] not in self.base.root:
+            if kind != "set" or path[0] not in self.base_root:
                 raise ContextError(
                     f"namespaces are fixed when the engine is made; cannot {kind} {path[0]!r}"
                 )
@@ -174,11 +177,17 @@ class Transaction:
     def observe(self, path: Path) -> Any:
         """A whole-container read of ``path`` (len, iteration, ==, to_dict ...); for a pure
         process without the meta values below it (spec/03)."""
-        self._enter()
+        lock = self._lock  # _enter/_exit, inlined on the read paths
+        lock.acquire()
+        if self._busy:
+            lock.release()
+            raise ContextError(_BUSY)
+        self._busy = True
         try:
             return self._observe(path, self._pure)
         finally:
-            self._exit()
+            self._busy = False
+            lock.release()
 
     def _observe(self, path: Path, hide: bool) -> Any:
         self._alive()
@@ -234,7 +243,7 @@ class Transaction:
         covered = self._readable(path, zone)
         if zone is Zone.SIGNAL and root_len == len(path):
             # own writes first, then the base snapshot's; never recorded (spec/03)
-            value = self.signals.get(path, self.base.signal_index.get(path, MISSING))
+            value = self.signals.get(path, self.base_signals.get(path, MISSING))
             if not covered:
                 raise self.contract.read_violation(path)  # type: ignore[union-attr]
             if value is MISSING:
@@ -251,11 +260,17 @@ class Transaction:
 
     def read_key(self, parent: Path, key: str, attr: bool) -> Any:
         """``view.key`` / ``view["key"]`` on the map at ``parent``."""
-        self._enter()
+        lock = self._lock  # _enter/_exit, inlined on the read paths
+        lock.acquire()
+        if self._busy:
+            lock.release()
+            raise ContextError(_BUSY)
+        self._busy = True
         try:
             return self._read_key(parent, key, attr)
         finally:
-            self._exit()
+            self._busy = False
+            lock.release()
 
     def _read_key(self, parent: Path, key: str, attr: bool) -> Any:
         if not isinstance(key, str):
@@ -269,11 +284,17 @@ class Transaction:
 
     def read_index(self, parent: Path, index: int) -> Any:
         """``view[i]`` on the list at ``parent`` (``index`` >= 0)."""
-        self._enter()
+        lock = self._lock  # _enter/_exit, inlined on the read paths
+        lock.acquire()
+        if self._busy:
+            lock.release()
+            raise ContextError(_BUSY)
+        self._busy = True
         try:
             return self._read_index(parent, index)
         finally:
-            self._exit()
+            self._busy = False
+            lock.release()
 
     def _read_index(self, parent: Path, index: int) -> Any:
         node = self.node(parent)
@@ -366,6 +387,13 @@ class Transaction:
             self.node(parent)
             return zone
 
+        if type(value) in _SCALARS:  # converting it runs no user code: one atomic step
+            self._enter()
+            try:
+                self._store(path, check(), value)
+            finally:
+                self._exit()
+            return
         frozen = self._convert(check, path, value)
         self._enter()
         try:
@@ -663,9 +691,6 @@ class Context:
     def __setattr__(self, name: str, value: Any) -> None:
         name = "global" if name == "global_" else name
         _ctx_state(self)[0].write_key((), name, value)
-
-    def __delattr__(self, name: str) -> None:
-        raise ContextError(f"cannot delete namespace {name!r}: namespaces are fixed")
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         raise TypeError("ctx cannot be pickled or copied; use ctx.domain.to_dict()")

@@ -5,8 +5,9 @@
 Reads asv's results JSON (results/<machine>/<hash8>-<env>.json; the newest file for the
 commit, or the newest file at all). Every median is also given as a multiple of
 `Baseline.time_dict_copy_set_one` from the same file. Derived rows: the cost of one guarded
-read ((reads_1000 − reads_0) / 1000, see benchmarks/bench_engine.py) and the 100 000-key /
-10-key commit ratio, each next to its target.
+read ((reads_1000 − reads_0) / 1000, see benchmarks/bench_engine.py), the 100 000-key /
+10-key commit ratio, and the SignalHub rates (messages per second, and how many times the
+same-run queue baseline's rate), each next to its target.
 """
 
 from __future__ import annotations
@@ -28,6 +29,42 @@ TARGETS = {
 }
 READ_TARGET = {"rust": 0.3e-6}
 SCALE_TARGET = 2.0
+# bench_hub: benchmark -> (messages per call (N_* in bench_hub.py), same-run baseline, rust
+# target in messages per second or None).
+_HUB = "bench_hub."
+HUB_RATES = {
+    "Publish.time_publish_1_subscriber": (
+        10_000,
+        "PublishBaseline.time_asyncio_queue_put_nowait",
+        5e6,
+    ),
+    "ThreadToThread.time_block_publish": (
+        200_000,
+        "ThreadToThreadBaseline.time_simplequeue",
+        2.7e6,
+    ),
+    "ThreadToThread.time_block_publish_many": (
+        200_000,
+        "ThreadToThreadBaseline.time_simplequeue",
+        2.7e6,
+    ),
+    "AsyncReceive.time_async_for": (100_000, "AsyncReceiveBaseline.time_asyncio_queue_get", 1e6),
+    "AsyncReceive.time_recv_many_async": (
+        100_000,
+        "AsyncReceiveBaseline.time_asyncio_queue_get",
+        2e6,
+    ),
+    "AsyncReceive.time_thread_async_for": (
+        100_000,
+        "AsyncReceiveBaseline.time_asyncio_queue_get",
+        None,
+    ),
+    "AsyncReceive.time_thread_recv_many_async": (
+        100_000,
+        "AsyncReceiveBaseline.time_asyncio_queue_get",
+        None,
+    ),
+}
 
 
 def fmt_time(seconds: float | None) -> str:
@@ -84,9 +121,9 @@ def main() -> int:
             target = TARGETS.get((name, combo[0] if combo else ""))
             rows.append(
                 (
-                    name.removeprefix("bench_engine."),
+                    name.removeprefix("bench_engine.").removeprefix(_HUB),
                     ", ".join(combo) or "-",
-                    fmt_time(value),
+                    f"{value:.2f}" if ".track_" in name and value is not None else fmt_time(value),
                     ratio,
                     f"≤ {fmt_time(target)}" if target else "",
                 )
@@ -120,6 +157,14 @@ def main() -> int:
             unit = "items" if cls == "LogAppend" else "keys"
             label = f"derived: {method.removeprefix('time_')} 100000 / 10 {unit}"
             rows.append((label, backend, ratio, "", f"≤ ×{SCALE_TARGET:g}"))
+
+    for bench, (messages, baseline, target) in HUB_RATES.items():
+        base_time = (medians.get(_HUB + baseline) or {}).get(())
+        for (backend,), value in (medians.get(_HUB + bench) or {}).items():
+            rate = "n/a" if not value else f"{messages / value / 1e6:.2f} M msg/s"
+            vs = "" if not value or not base_time else f"{base_time / value:.2f}× {baseline}"
+            goal = f"≥ {target / 1e6:g} M msg/s" if target and backend == "rust" else ""
+            rows.append((f"derived: {bench} rate", backend, rate, vs, goal))
 
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for index, row in enumerate(rows):

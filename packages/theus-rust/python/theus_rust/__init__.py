@@ -6,6 +6,7 @@ priority); nothing here is needed directly.
 
 The engine core, snapshots, transactions, ``ctx`` and the views are Rust classes from
 ``theus_rust._native``; sync processes run end to end in Rust (capability ``native-execute``).
+The hub is native too (``Hub``): commits publish their signals without calling Python.
 """
 
 from __future__ import annotations
@@ -13,17 +14,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from theus.hub import LocalHub
 from theus.protocols import EngineOptions
+from theus.signals import SignalHub
 
-from ._native import Ctx, Engine, Handle, ListView, MapView, Snapshot, Tx
+from ._native import Ctx, Engine, Handle, Hub, ListView, MapView, Receiver, Snapshot, Tx
 
 __all__ = [
     "Ctx",
     "Engine",
     "Handle",
+    "Hub",
     "ListView",
     "MapView",
+    "Receiver",
     "RustBackend",
     "Snapshot",
     "Tx",
@@ -34,6 +37,7 @@ __version__ = "0.1.0"
 Mapping.register(MapView)
 Mapping.register(Snapshot)
 Sequence.register(ListView)
+SignalHub.register(Hub)
 
 
 class RustBackend:
@@ -44,9 +48,10 @@ class RustBackend:
     version = __version__
     capabilities = frozenset({"threads", "async", "native-execute"})
 
-    def create_hub(self, capacity: int = 1024) -> LocalHub:
-        """A new hub (the backend-independent one from ``theus.hub``)."""
-        return LocalHub(capacity)
+    def create_hub(self, capacity: int = 1024) -> Hub:
+        """A new native hub (``theus_rust._native.Hub``; ``theus.hub.LocalHub`` stays available
+        to every backend)."""
+        return Hub(capacity)
 
     def create_engine(self, context: Mapping[str, Any], options: EngineOptions) -> Engine:
         """A new native engine core with ``context`` as version 0."""

@@ -11,6 +11,8 @@
 //! - [`Zone`], [`zone_of`], [`zone_of_key`]: zones by key prefix.
 //! - [`Snapshot`], [`Store`]: versions of the state and the engine's store (current snapshot,
 //!   commit lock, history of write sets).
+//! - [`Hub`], [`Receiver`]: the broadcast hub of signals (per-receiver `lag`/`block` queues,
+//!   topic filters; spec `08`).
 //! - [`Transaction`]: guarded reads and writes on a draft, then an optimistic commit.
 //!
 //! ```
@@ -39,6 +41,7 @@
 mod commit;
 mod contract;
 mod error;
+mod hub;
 mod map;
 mod meta;
 mod path;
@@ -55,6 +58,10 @@ mod zone;
 pub use commit::Committed;
 pub use contract::{Contract, Cursor, Semantic};
 pub use error::{Error, Result};
+pub use hub::{
+    Garbage, Glob, Hub, Message, Outbox, Policy, Poll, PublishError, Receiver, RecvError,
+    TopicFilter, Wait,
+};
 pub use map::PMap;
 pub use path::{is_valid_key, parse_index, segment_error, Path, MAX_DEPTH};
 pub use path_set::PathSet;

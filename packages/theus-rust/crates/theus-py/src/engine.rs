@@ -12,6 +12,7 @@ use theus_core::{Contract, Error, PMap, Path, Semantic, Store, Zone};
 
 use crate::convert::freeze;
 use crate::errors::{conflict_error, context_error, invalid_contract, to_py, Shape};
+use crate::hub::Hub;
 use crate::snapshot::Snapshot;
 use crate::tx::{lock_commits, Tx};
 use crate::{api, Leaf};
@@ -26,6 +27,8 @@ pub struct Engine {
     pub(crate) strict_guards: bool,
     pub(crate) strict_cas: bool,
     pub(crate) hub: Py<PyAny>,
+    /// `hub` when it is the native [`Hub`]: commits publish their signals through it natively.
+    pub(crate) native_hub: Option<Py<Hub>>,
     /// The Python object of the current snapshot once handed out (pointer of the core
     /// snapshot, its version, the object), so that `engine.state` is the same object until the
     /// next commit (spec `12`: after an error `engine.state` is the object from before the
@@ -179,11 +182,13 @@ impl Engine {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
             ^ (Arc::as_ptr(&store.current()) as u64);
+        let hub = options.getattr("hub")?;
         Ok(Engine {
             store,
             strict_guards: options.getattr("strict_guards")?.extract()?,
             strict_cas: options.getattr("strict_cas")?.extract()?,
-            hub: options.getattr("hub")?.unbind(),
+            hub: hub.clone().unbind(),
+            native_hub: hub.cast::<Hub>().ok().map(|h| h.clone().unbind()),
             cache: Mutex::new(None),
             rng: AtomicU64::new(seed),
         })

@@ -24,6 +24,7 @@ use pyo3::types::{PyModule, PyType};
 mod convert;
 mod engine;
 mod errors;
+mod hub;
 mod snapshot;
 mod tx;
 mod views;
@@ -63,6 +64,8 @@ pub(crate) struct Api {
     pub contract_violation_error: Py<PyType>,
     pub conflict_error: Py<PyType>,
     pub nested_execution_error: Py<PyType>,
+    pub signal_empty: Py<PyType>,
+    pub signal_lagged: Py<PyType>,
     pub mapping_abc: Py<PyAny>,
     pub sequence_abc: Py<PyAny>,
     pub mapping_proxy: Py<PyAny>,
@@ -92,6 +95,8 @@ fn load_api(py: Python<'_>) -> PyResult<Api> {
         contract_violation_error: ty("ContractViolationError")?,
         conflict_error: ty("ConflictError")?,
         nested_execution_error: ty("NestedExecutionError")?,
+        signal_empty: ty("SignalEmpty")?,
+        signal_lagged: ty("SignalLagged")?,
         mapping_abc: py.import("collections.abc")?.getattr("Mapping")?.unbind(),
         sequence_abc: py.import("collections.abc")?.getattr("Sequence")?.unbind(),
         mapping_proxy: py.import("types")?.getattr("MappingProxyType")?.unbind(),
@@ -123,6 +128,8 @@ fn _native(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
     let _ = API.set(py, loaded);
     m.add_class::<engine::Engine>()?;
     m.add_class::<engine::Handle>()?;
+    m.add_class::<hub::Hub>()?;
+    m.add_class::<hub::Receiver>()?;
     m.add_class::<snapshot::Snapshot>()?;
     m.add_class::<tx::Tx>()?;
     m.add_class::<tx::Ctx>()?;

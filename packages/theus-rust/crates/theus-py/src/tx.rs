@@ -268,7 +268,30 @@ impl Tx {
         };
         let committed = result.map_err(|e| to_py(py, e, Shape::ContextError))?;
         let mut interrupt = None;
-        if committed.is_new_version() && !committed.signals().is_empty() {
+        // H4: a native hub takes the signals without any Python call (see `Hub::publish_signals`;
+        // a full `block` receiver makes it wait, GIL released; after an interrupt it publishes
+        // the other signals, then returns the interrupt).
+        let native = match engine.native_hub.as_ref() {
+            Some(hub) if committed.is_new_version() && !committed.signals().is_empty() => {
+                let version = committed.snapshot().version();
+                match hub.get().publish_signals(py, committed.signals(), version) {
+                    Ok(_) => {}
+                    Err(err) if err.is_instance_of::<PyException>(py) => log_after_commit(
+                        py,
+                        format!(
+                            "version {version} was committed, but its signals could not all be \
+                             published: {err}"
+                        ),
+                        &err,
+                    ),
+                    Err(err) => interrupt = Some(err),
+                }
+                true
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if !native && committed.is_new_version() && !committed.signals().is_empty() {
             let version = committed.snapshot().version();
             let signal = api(py).signal.bind(py);
             let hub = engine.hub.bind(py);

@@ -229,3 +229,31 @@ def test_signal_message_fields():
     message = Signal(name="domain.sig_x", value=1, version=3)
     assert (message.name, message.value, message.version) == ("domain.sig_x", 1, 3)
     assert message == Signal(name="domain.sig_x", value=1, version=3)
+
+
+def test_a_conflicted_attempt_publishes_nothing(make_engine):
+    """spec/05 + 08: only the attempt that commits publishes; a lost attempt's signals vanish
+    with its draft (the first attempt loses to a commit landed from another thread)."""
+    from theus_conformance.support import in_thread
+
+    engine = make_engine({"domain": {"n": 0}})
+    rx = engine.signals.subscribe()
+    attempts = []
+
+    @process(inputs=["domain.n"], outputs=["domain.n", "domain.sig_attempt"], retries=3)
+    def bump(ctx):
+        attempts.append(ctx.domain.n)
+        ctx.domain.sig_attempt = len(attempts)
+        ctx.domain.n += 1
+        if len(attempts) == 1:  # a concurrent commit on what this attempt read
+
+            def other():
+                with engine.transaction() as tx:
+                    tx.update(data={"domain.n": 100})
+
+            in_thread(other)
+
+    engine.execute(bump)
+    assert len(attempts) == 2
+    assert engine.state.domain.n == 101
+    assert [(s.name, s.value) for s in drain(rx)] == [("domain.sig_attempt", 2)]

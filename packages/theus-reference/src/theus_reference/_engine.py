@@ -98,18 +98,14 @@ class Snapshot:
     registered ``collections.abc.Mapping``).
 
     Its fields live in a slot whose descriptor only this module holds (removed from the class
-    below): ``object.__setattr__`` cannot change them and ``__init__`` runs once (spec/01).
+    below): ``object.__setattr__`` cannot change them. Snapshots are made by the engine
+    (:func:`make_snapshot`); ``__init__`` always refuses (spec/01).
     """
 
     __slots__ = ("_s",)
 
-    def __init__(self, version: int, root: PMap, signals: Iterable[tuple[Path, Any]]) -> None:
-        try:
-            _snap_state(self)
-        except AttributeError:
-            _set_snap_state(self, (version, root, dict(signals)))
-            return
-        raise TypeError("snapshots are immutable: __init__ cannot run again")
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("snapshots are immutable and made by the engine; __init__ cannot run")
 
     @property
     def version(self) -> int:
@@ -218,6 +214,13 @@ _set_snap_state = _SNAP_SLOT.__set__
 del Snapshot._s
 
 
+def make_snapshot(version: int, root: PMap, signals: Iterable[tuple[Path, Any]]) -> Snapshot:
+    """A new snapshot (without ``__init__``, which refuses)."""
+    snapshot = Snapshot.__new__(Snapshot)
+    _set_snap_state(snapshot, (version, root, dict(signals)))
+    return snapshot
+
+
 def snapshot_root(snapshot: Snapshot) -> PMap:
     """The stored tree of ``snapshot`` (the engine's; no attribute of the snapshot exposes it,
     so a namespace may be named ``root``)."""
@@ -259,7 +262,7 @@ class ReferenceEngine:
         root = PMap()
         for name, value in context.items():
             root = root.set(name, freeze(value, (name,), Zone.DATA, lambda v: v))
-        self._current = Snapshot(0, root, ())
+        self._current = make_snapshot(0, root, ())
         self._lock = CommitLock()
         self._history: deque[tuple[int, frozenset[Path]]] = deque(maxlen=HISTORY)
         self._closed = False
@@ -316,7 +319,7 @@ class ReferenceEngine:
                         root = set_in(root, path, value)
                     elif get_in(root, path) is not MISSING:
                         root = delete_in(root, path)
-            snap = Snapshot(latest.version + 1, root, tx.signals.items())
+            snap = make_snapshot(latest.version + 1, root, tx.signals.items())
             self._history.append((snap.version, frozenset(tx.writes)))
             self._current = snap
             self._publish(tx.signals, snap.version)  # under the lock: commit order

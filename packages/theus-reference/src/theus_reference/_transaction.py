@@ -78,7 +78,7 @@ class Transaction:
         self._busy = False
         self._pure = self.semantic is Semantic.PURE
         self._shown: dict[int, tuple[Any, Any]] = {}  # pure: node id -> (node, without meta)
-        self.ctx: Context | None = Context(self) if handle is not None else None
+        self.ctx: Context | None = _make_ctx(self) if handle is not None else None
 
     def _enter(self) -> None:
         self._lock.acquire()
@@ -648,11 +648,8 @@ class Context:
 
     __slots__ = ("_s", "local")
 
-    def __init__(self, tx: Transaction) -> None:
-        if _ctx_state_or_none(self) is not None:
-            raise TypeError("ctx is made by the engine")
-        _set_ctx_state(self, (tx, {}))
-        object.__setattr__(self, "local", Local())
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("ctx is made by the engine")
 
     def __getitem__(self, namespace: str) -> Any:
         tx, views = _ctx_state(self)
@@ -705,8 +702,12 @@ _set_ctx_state = _CTX_SLOT.__set__
 del Context._s
 
 
-def _ctx_state_or_none(ctx: Context) -> Any:
-    try:
-        return _ctx_state(ctx)
-    except AttributeError:
-        return None
+_set_local = Context.__dict__["local"].__set__
+
+
+def _make_ctx(tx: Transaction) -> Context:
+    """The ``ctx`` of ``tx`` (without ``__init__``, which refuses)."""
+    ctx = Context.__new__(Context)
+    _set_ctx_state(ctx, (tx, {}))
+    _set_local(ctx, Local())
+    return ctx

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["run_with_timeout", "in_thread", "drain", "tree_with", "DEADLOCK_TIMEOUT"]
+__all__ = ["run_with_timeout", "in_thread", "run_threads", "drain", "tree_with", "DEADLOCK_TIMEOUT"]
 
 # generous: these only guard against hangs; no test asserts on timing
 DEADLOCK_TIMEOUT = 20.0
@@ -42,6 +42,30 @@ def in_thread(fn: Callable[[], Any], timeout: float = DEADLOCK_TIMEOUT) -> Any:
     """Run ``fn`` to completion on another thread (another execution context) and return its
     result; used to land a commit while a transaction is open on the calling thread."""
     return run_with_timeout(fn, timeout)
+
+
+def run_threads(n: int, target: Callable[[int], Any]) -> None:
+    """Run ``target(i)`` on ``n`` threads started together (a barrier); re-raise the first
+    error; fail the test when a thread has not finished after 120 s (a deadlock)."""
+    barrier = threading.Barrier(n)
+    errors: list[BaseException] = []
+
+    def wrapped(i: int) -> None:
+        try:
+            barrier.wait(DEADLOCK_TIMEOUT)
+            target(i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=wrapped, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    if any(t.is_alive() for t in threads):
+        pytest.fail("threads did not finish: deadlock?", pytrace=False)
+    if errors:
+        raise errors[0]
 
 
 def drain(receiver: Any) -> list[Any]:

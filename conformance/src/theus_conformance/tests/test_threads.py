@@ -8,30 +8,13 @@ import threading
 import pytest
 
 from theus import ConflictError, SignalHub, process
-from theus_conformance.support import DEADLOCK_TIMEOUT, drain
+from theus_conformance.support import drain, run_threads
 
 pytestmark = pytest.mark.requires("threads")
 
 
 def _run_threads(n, target):
-    barrier = threading.Barrier(n)
-    errors = []
-
-    def wrapped(i):
-        try:
-            barrier.wait(DEADLOCK_TIMEOUT)
-            target(i)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=wrapped, args=(i,), daemon=True) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not any(t.is_alive() for t in threads), "threads did not finish: deadlock?"
-    if errors:
-        raise errors[0]
+    run_threads(n, target)
 
 
 def test_eight_threads_thousand_increments(make_engine):

@@ -5,36 +5,18 @@ from __future__ import annotations
 
 import copy
 import pickle
-import threading
 
 import pytest
 
 from theus import ContextError, process
-from theus_conformance.support import DEADLOCK_TIMEOUT
+from theus_conformance.support import run_threads
 
 THREADS = 4
 PER_THREAD = 1500
 
 
 def _in_threads(target):
-    barrier = threading.Barrier(THREADS)
-    errors = []
-
-    def run(t):
-        try:
-            barrier.wait(DEADLOCK_TIMEOUT)
-            target(t)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(t,), daemon=True) for t in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not any(t.is_alive() for t in threads), "threads did not finish: deadlock?"
-    if errors:
-        raise errors[0]
+    run_threads(THREADS, target)
 
 
 @pytest.mark.requires("threads")

@@ -3,7 +3,7 @@
     nox -s tests                  cargo test + clippy, unit tests, conformance on every backend
     nox -s conformance-reference  the conformance suite against the reference backend
     nox -s conformance-rust       the same against the Rust backend (built by maturin)
-    nox -s lint                   ruff check, ruff format --check, mypy --strict (theus-api)
+    nox -s lint                   ruff check, ruff format --check, mypy --strict (3 packages)
     nox -s demo                   examples/bank.py   (extra arguments: nox -s demo -- --help)
     nox -s bench                  asv benchmarks in the current session env, then a results table
     nox -s rust-core              cargo test + cargo clippy in packages/theus-rust
@@ -36,7 +36,14 @@ REFERENCE = "./packages/theus-reference"
 CONFORMANCE = "./conformance"
 RUST = ROOT / "packages" / "theus-rust"
 LINT_PATHS = ["packages", "conformance", "examples", "asv_bench", "noxfile.py"]
-MYPY_TARGET = "packages/theus-api/src/theus"
+# mypy --strict: the API, the reference backend, the conformance package (its tests excluded:
+# pytest test functions are not annotated).
+MYPY_TARGETS = [
+    "packages/theus-api/src/theus",
+    "packages/theus-reference/src/theus_reference",
+    "conformance/src/theus_conformance",
+]
+MYPY_EXCLUDE = "theus_conformance/tests/"
 BASE_PYTHON = "3.11"
 # Pinned so that `ruff format --check` gives the same answer on every machine.
 LINT_REQUIREMENTS = ["ruff==0.17.6", "mypy==2.4.1"]
@@ -270,12 +277,13 @@ def conformance_rust(session: nox.Session) -> None:
 
 @nox.session(python=BASE_PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff check, ruff format --check, mypy --strict on theus-api."""
-    session.install(*LINT_REQUIREMENTS)
+    """ruff check, ruff format --check, mypy --strict on theus-api, the reference backend and
+    the conformance package."""
+    session.install(*LINT_REQUIREMENTS, "pytest", "hypothesis")
     session.run("ruff", "check", *LINT_PATHS)
     session.run("ruff", "format", "--check", *LINT_PATHS)
     # Config in mypy.ini; --strict is repeated so the command line states the contract.
-    session.run("mypy", "--strict", MYPY_TARGET)
+    session.run("mypy", "--strict", "--exclude", MYPY_EXCLUDE, *MYPY_TARGETS)
 
 
 def _install_runtime(session: nox.Session) -> None:

@@ -211,7 +211,7 @@ Mapping.register(Snapshot)
 _SNAP_SLOT = Snapshot.__dict__["_s"]
 _snap_state = _SNAP_SLOT.__get__
 _set_snap_state = _SNAP_SLOT.__set__
-del Snapshot._s
+delattr(Snapshot, "_s")  # only this module can reach the slot now
 
 
 def make_snapshot(version: int, root: PMap, signals: Iterable[tuple[Path, Any]]) -> Snapshot:

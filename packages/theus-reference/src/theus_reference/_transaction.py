@@ -683,7 +683,7 @@ class Context:
     @property
     def version(self) -> int:
         """The base version of this transaction."""
-        return _ctx_state(self)[0].version
+        return int(_ctx_state(self)[0].version)
 
     def __setattr__(self, name: str, value: Any) -> None:
         name = "global" if name == "global_" else name
@@ -699,7 +699,7 @@ class Context:
 _CTX_SLOT = Context.__dict__["_s"]
 _ctx_state = _CTX_SLOT.__get__
 _set_ctx_state = _CTX_SLOT.__set__
-del Context._s
+delattr(Context, "_s")  # only this module can reach the slot now
 
 
 _set_local = Context.__dict__["local"].__set__

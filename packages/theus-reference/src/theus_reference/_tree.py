@@ -61,8 +61,11 @@ def check_key(key: object, path: Path) -> str:
 _VIEW_TYPES: tuple[type, ...] = ()
 
 
-def _view_content(view: Any) -> Any:
+def _identity(view: Any) -> Any:
     return view
+
+
+_view_content: Callable[[Any], Any] = _identity
 
 
 def register_views(types: tuple[type, ...], content: Callable[[Any], Any]) -> None:
@@ -188,7 +191,7 @@ def _freeze(
         ancestors.append(value)
         for key, item in value.items():
             key = check_key(key, path)
-            inner = zone
+            inner: Zone = zone
             if zone is Zone.DATA:
                 inner = zone_of_key(key) or Zone.DATA
                 if inner is Zone.SIGNAL:

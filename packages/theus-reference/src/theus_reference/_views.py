@@ -67,7 +67,7 @@ class _View:
 _SLOT = _View.__dict__["_s"]
 _state = _SLOT.__get__
 _set_state = _SLOT.__set__
-del _View._s
+delattr(_View, "_s")  # only this module can reach the slot now
 _new = object.__new__
 
 
@@ -283,10 +283,12 @@ class ListView(_View):
     def __iter__(self) -> Iterator[Any]:
         path, tx, node = _state(self)
         items = _whole(path, tx, node).items
-        return iter([wrap(v, (*path, str(i)), tx) for i, v in enumerate(items)])
+        out: list[Any] = [wrap(v, (*path, str(i)), tx) for i, v in enumerate(items)]
+        return iter(out)
 
     def __reversed__(self) -> Iterator[Any]:
-        return reversed(list(self.__iter__()))
+        items: list[Any] = list(ListView.__iter__(self))
+        return iter(items[::-1])
 
     def __contains__(self, value: object) -> bool:
         return value in self.to_list()

@@ -231,16 +231,18 @@ impl<'py> Freezer<'_, 'py> {
             return Ok(Step::Done(value));
         }
         let ptr = obj.as_ptr() as usize;
-        if let Ok(dict) = obj.cast::<PyDict>() {
-            let items: Vec<_> = dict.iter().collect();
-            return Ok(Step::Open(Frame {
+        let map_frame = |items: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>| {
+            Ok(Step::Open(Frame {
                 ptr,
                 zone,
                 kind: FrameKind::Map {
                     out: PMap::new(),
                     items: items.into_iter(),
                 },
-            }));
+            }))
+        };
+        if let Ok(dict) = obj.cast::<PyDict>() {
+            return map_frame(dict.iter().collect());
         }
         if obj.is_instance_of::<PyList>() {
             let list = obj.cast::<PyList>()?;
@@ -264,14 +266,7 @@ impl<'py> Freezer<'_, 'py> {
                 let (key, item): (Bound<'py, PyAny>, Bound<'py, PyAny>) = pair?.extract()?;
                 items.push((key, item));
             }
-            return Ok(Step::Open(Frame {
-                ptr,
-                zone,
-                kind: FrameKind::Map {
-                    out: PMap::new(),
-                    items: items.into_iter(),
-                },
-            }));
+            return map_frame(items);
         }
         Ok(Step::Done(Value::Leaf(Leaf::new(obj.clone().unbind()))))
     }

@@ -91,6 +91,14 @@ class Transaction:
         self._busy = False
         self._lock.release()
 
+    def _atomic(self, step: Callable[..., Any], *args: Any) -> Any:
+        """``step(*args)`` as one atomic operation of this transaction (spec/04)."""
+        self._enter()
+        try:
+            return step(*args)
+        finally:
+            self._exit()
+
     # -- checks ----------------------------------------------------------------------------
     def _alive(self) -> None:
         if not self.open:
@@ -177,17 +185,7 @@ class Transaction:
     def observe(self, path: Path) -> Any:
         """A whole-container read of ``path`` (len, iteration, ==, to_dict ...); for a pure
         process without the meta values below it (spec/03)."""
-        lock = self._lock  # _enter/_exit, inlined on the read paths
-        lock.acquire()
-        if self._busy:
-            lock.release()
-            raise ContextError(_BUSY)
-        self._busy = True
-        try:
-            return self._observe(path, self._pure)
-        finally:
-            self._busy = False
-            lock.release()
+        return self._atomic(self._observe, path, self._pure)
 
     def _observe(self, path: Path, hide: bool) -> Any:
         self._alive()
@@ -260,17 +258,7 @@ class Transaction:
 
     def read_key(self, parent: Path, key: str, attr: bool) -> Any:
         """``view.key`` / ``view["key"]`` on the map at ``parent``."""
-        lock = self._lock  # _enter/_exit, inlined on the read paths
-        lock.acquire()
-        if self._busy:
-            lock.release()
-            raise ContextError(_BUSY)
-        self._busy = True
-        try:
-            return self._read_key(parent, key, attr)
-        finally:
-            self._busy = False
-            lock.release()
+        return self._atomic(self._read_key, parent, key, attr)
 
     def _read_key(self, parent: Path, key: str, attr: bool) -> Any:
         if not isinstance(key, str):
@@ -284,17 +272,7 @@ class Transaction:
 
     def read_index(self, parent: Path, index: int) -> Any:
         """``view[i]`` on the list at ``parent`` (``index`` >= 0)."""
-        lock = self._lock  # _enter/_exit, inlined on the read paths
-        lock.acquire()
-        if self._busy:
-            lock.release()
-            raise ContextError(_BUSY)
-        self._busy = True
-        try:
-            return self._read_index(parent, index)
-        finally:
-            self._busy = False
-            lock.release()
+        return self._atomic(self._read_index, parent, index)
 
     def _read_index(self, parent: Path, index: int) -> Any:
         node = self.node(parent)

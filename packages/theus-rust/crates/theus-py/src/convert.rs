@@ -366,10 +366,20 @@ pub(crate) fn check_height(py: Python<'_>, value: &Value<Leaf>, at: &[Arc<str>])
 
 /// A deep, plain, mutable copy of a stored value (dicts in key order, lists, leaves as stored).
 /// Iterative: the native stack does not grow with the value's depth.
-pub(crate) fn thaw(py: Python<'_>, value: &Value<Leaf>) -> PyResult<Py<PyAny>> {
+pub(crate) fn thaw<'a, 'py>(py: Python<'py>, value: &'a Value<Leaf>) -> PyResult<Py<PyAny>> {
     if let Value::Leaf(leaf) = value {
         return Ok(leaf.get(py));
     }
+    // A leaf as it is; a container as a new empty dict/list, filled when popped from `stack`.
+    let plain =
+        |item: &'a Value<Leaf>, stack: &mut Vec<(&'a Value<Leaf>, Bound<'py, PyAny>)>| match item {
+            Value::Leaf(leaf) => leaf.bind(py).clone(),
+            _ => {
+                let inner = empty_like(py, item);
+                stack.push((item, inner.clone()));
+                inner
+            }
+        };
     let top = empty_like(py, value);
     let mut stack = vec![(value, top.clone())];
     while let Some((node, target)) = stack.pop() {
@@ -377,29 +387,13 @@ pub(crate) fn thaw(py: Python<'_>, value: &Value<Leaf>) -> PyResult<Py<PyAny>> {
             Value::Map(map) => {
                 let dict = target.cast::<PyDict>()?;
                 for (key, item) in map.iter() {
-                    let plain = match item {
-                        Value::Leaf(leaf) => leaf.bind(py).clone(),
-                        _ => {
-                            let inner = empty_like(py, item);
-                            stack.push((item, inner.clone()));
-                            inner
-                        }
-                    };
-                    dict.set_item(PyString::new(py, key), plain)?;
+                    dict.set_item(PyString::new(py, key), plain(item, &mut stack))?;
                 }
             }
             Value::List(list) => {
                 let out = target.cast::<PyList>()?;
                 for item in list.iter() {
-                    let plain = match item {
-                        Value::Leaf(leaf) => leaf.bind(py).clone(),
-                        _ => {
-                            let inner = empty_like(py, item);
-                            stack.push((item, inner.clone()));
-                            inner
-                        }
-                    };
-                    out.append(plain)?;
+                    out.append(plain(item, &mut stack))?;
                 }
             }
             Value::Leaf(_) => {}

@@ -15,6 +15,7 @@ from ._discovery import BackendInfo, backends
 from .contracts import ProcessSpec, Semantic, process
 from .engine import TheusEngine, Transaction
 from .errors import (
+    AuditViolationError,
     BackendLoadError,
     BackendNotFoundError,
     ConflictError,
@@ -25,6 +26,7 @@ from .errors import (
     InvalidPathError,
     NestedExecutionError,
     ProcessNotFoundError,
+    SchemaViolationError,
     SignalEmpty,
     SignalLagged,
     TheusError,
@@ -36,6 +38,7 @@ from .zones import Zone
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditViolationError",
     "BackendInfo",
     "BackendLoadError",
     "BackendNotFoundError",
@@ -48,6 +51,7 @@ __all__ = [
     "NestedExecutionError",
     "ProcessNotFoundError",
     "ProcessSpec",
+    "SchemaViolationError",
     "Semantic",
     "Signal",
     "SignalEmpty",

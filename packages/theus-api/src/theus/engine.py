@@ -24,9 +24,11 @@ from .errors import (
     NestedExecutionError,
     ProcessNotFoundError,
 )
+from .outbox import Outbox, OutboxBuffer, OutboxStage
 from .paths import parse_path
+from .pipeline import CommitPipeline, Stage
 from .protocols import EngineCore, EngineOptions, HubCore, TxCore
-from .signals import SignalHub
+from .signals import SignalHub, SignalStage
 from .update import Update, make_update
 
 __all__ = ["TheusEngine", "Transaction"]
@@ -91,7 +93,10 @@ async def _cancel_all() -> None:
     asyncio.get_running_loop().stop()
 
 
-def _shutdown(loop_box: list[_Loop | None], pool_box: list[Executor | None]) -> None:
+def _shutdown(
+    loop_box: list[_Loop | None], pool_box: list[Executor | None], outbox: Outbox
+) -> None:
+    outbox.close()
     loop, pool = loop_box[0], pool_box[0]
     loop_box[0] = pool_box[0] = None
     if loop is not None:
@@ -133,18 +138,28 @@ class TheusEngine:
         strict_cas: bool = False,
         audit_recipe: Any = None,
         schema: Any = None,
+        version: int = 0,
     ) -> None:
         for name, flag in (("strict_guards", strict_guards), ("strict_cas", strict_cas)):
             if not isinstance(flag, bool):
                 raise TypeError(f"TheusEngine({name}=...) must be a bool, not {flag!r}")
-        if audit_recipe is not None:
-            raise NotImplementedError(
-                "TheusEngine(audit_recipe=...): audit rules are not implemented yet"
-            )
         context = _check_context(context)
         self._backend = select_backend(backend)
         self._hub: HubCore = self._backend.create_hub()
-        options = EngineOptions(strict_guards=strict_guards, strict_cas=strict_cas, hub=self._hub)
+        self._outbox = Outbox()
+        self._pipeline = CommitPipeline([SignalStage(self._hub), OutboxStage(self._outbox)])
+        self._audit: Any = None
+        if audit_recipe is not None:
+            self._install_audit(audit_recipe)
+        if schema is not None:
+            self.set_schema(schema)
+        options = EngineOptions(
+            strict_guards=strict_guards,
+            strict_cas=strict_cas,
+            hub=self._hub,
+            pipeline=self._pipeline,
+            version=_check_version(version),
+        )
         self._core: EngineCore = self._backend.create_engine(context, options)
         self._namespaces = frozenset(context)
         self._native = "native-execute" in self._backend.capabilities
@@ -160,9 +175,9 @@ class TheusEngine:
         self._pool_box: list[Executor | None] = [None]
         self._helpers_lock = threading.RLock()
         self._closed = False
-        self._finalizer = weakref.finalize(self, _shutdown, self._loop_box, self._pool_box)
-        if schema is not None:
-            self.set_schema(schema)
+        self._finalizer = weakref.finalize(
+            self, _shutdown, self._loop_box, self._pool_box, self._outbox
+        )
 
     # -- introspection -------------------------------------------------------------------
     @property
@@ -184,6 +199,22 @@ class TheusEngine:
     def signals(self) -> SignalHub:
         """The engine's own SignalHub (spec/08)."""
         return cast(SignalHub, self._hub)
+
+    @property
+    def pipeline(self) -> CommitPipeline:
+        """The engine's commit pipeline (spec/15): add a :class:`theus.pipeline.Stage` to
+        check commits before they land or observe them after."""
+        return self._pipeline
+
+    @property
+    def outbox(self) -> Outbox:
+        """The engine's transactional outbox (spec/15): released messages, their delivery."""
+        return self._outbox
+
+    @property
+    def audit(self) -> Any:
+        """The engine's audit (counters and violation log), or None without a recipe."""
+        return self._audit
 
     def __repr__(self) -> str:
         return f"<TheusEngine backend={self.backend!r} version={self.state.version}>"
@@ -250,6 +281,7 @@ class TheusEngine:
         """Run a process as one atomic transaction and return its return value (blocking)."""
         spec, handle = self._entry(fn_or_name)
         self._enter("engine.execute()")
+        self._check_call(spec, kwargs)
         if spec.is_async:
             return self._run_on_loop(spec, handle, kwargs)
         marker = _Execution()
@@ -266,6 +298,7 @@ class TheusEngine:
         """Run a process from async code (spec/11) and return its return value."""
         spec, handle = self._entry(fn_or_name)
         self._enter("engine.aexecute()")
+        self._check_call(spec, kwargs)
         marker = _Execution()
         token = self._running.set(marker)
         try:
@@ -367,10 +400,33 @@ class TheusEngine:
         finally:
             tx.close()
 
-    # -- later features ------------------------------------------------------------------
+    # -- checks ---------------------------------------------------------------------------
     def set_schema(self, schema: Any) -> None:
-        """Schema validation (Type Shield) is not implemented yet."""
-        raise NotImplementedError("schema validation (Type Shield) is not implemented yet")
+        """Check every later commit against ``schema`` (Type Shield, spec/16): a Pydantic
+        model of the whole context, or a mapping ``{namespace: Model}``; ``None`` removes it."""
+        from .schema import SchemaStage
+
+        self._replace_stage("schema", None if schema is None else SchemaStage(schema), 0)
+
+    def _install_audit(self, recipe: Any) -> None:
+        from .audit import Audit
+
+        audit = Audit(recipe)
+        self._replace_stage("audit", audit.stage, 1 if self._pipeline.find("schema") else 0)
+        self._audit = audit
+
+    def _replace_stage(self, name: str, stage: Stage | None, index: int) -> None:
+        old = self._pipeline.find(name)
+        if old is not None:
+            self._pipeline.remove(old)
+        if stage is not None:
+            self._pipeline.add(stage, index=index)
+
+    def _check_call(self, spec: ProcessSpec, kwargs: dict[str, Any]) -> None:
+        """Checks of a call's arguments before the process runs (audit input rules)."""
+        audit = self._audit
+        if audit is not None:
+            audit.check_inputs(spec, kwargs)
 
     def execute_workflow(self, path_or_yaml: str) -> Any:
         """Flux workflows are not implemented yet."""
@@ -452,6 +508,11 @@ class Transaction:
         """Read the draft at ``path``."""
         return self._open().get(path, default)
 
+    @property
+    def outbox(self) -> OutboxBuffer:
+        """This transaction's outbox: ``tx.outbox.add(topic, payload)`` (spec/15)."""
+        return self._open().outbox
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
@@ -465,6 +526,12 @@ class Transaction:
         finally:
             tx.close()
             self._tx = None
+
+
+def _check_version(version: object) -> int:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise TypeError(f"TheusEngine(version=...) must be an int >= 0, not {version!r}")
+    return version
 
 
 def _check_context(context: Mapping[str, Any] | None) -> dict[str, Any]:

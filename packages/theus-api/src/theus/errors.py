@@ -20,6 +20,8 @@ __all__ = [
     "InvalidPathError",
     "NestedExecutionError",
     "ProcessNotFoundError",
+    "SchemaViolationError",
+    "AuditViolationError",
     "SignalEmpty",
     "SignalLagged",
     "TheusError",
@@ -88,3 +90,21 @@ class SignalLagged(TheusError):
 
     def __reduce__(self) -> tuple[type[SignalLagged], tuple[int]]:
         return (type(self), (self.missed,))
+
+
+class SchemaViolationError(TheusError, ValueError):
+    """A commit would write a value its engine's schema refuses (Type Shield, spec/16).
+
+    ``path`` (dotted), ``expected`` (the annotation, as text) and ``value`` name the first
+    offending write; nothing was committed, published or released.
+    """
+
+    def __init__(self, message: str, path: str = "", expected: str = "", value: object = None):
+        super().__init__(message)
+        self.path = path
+        self.expected = expected
+        self.value = value
+
+
+class AuditViolationError(TheusError):
+    """An audit recipe's rule stopped a call (spec/17); nothing was committed."""

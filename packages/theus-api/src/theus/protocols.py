@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from .contracts import ProcessSpec
+from .outbox import OutboxBuffer
+from .pipeline import CommitPipeline
 from .update import Update
 
 __all__ = ["Backend", "EngineCore", "EngineOptions", "HubCore", "Receiver", "TxCore"]
@@ -84,6 +86,10 @@ class EngineOptions:
     strict_guards: bool
     strict_cas: bool
     hub: HubCore
+    #: the engine's commit pipeline (spec/15): the core calls its hooks around every commit
+    pipeline: CommitPipeline
+    #: the version of the initial context (restoring from a checkpoint starts there)
+    version: int = 0
 
 
 @runtime_checkable
@@ -93,6 +99,8 @@ class TxCore(Protocol):
     ctx: Any
     version: int
     wrote: bool
+    #: the attempt's outbox buffer (spec/15); its messages are released by the commit
+    outbox: OutboxBuffer
 
     def apply(self, update: Update) -> None:
         """Apply writes, checked against contract, zones and semantic."""
@@ -151,5 +159,5 @@ class Backend(Protocol):
         ...
 
     def create_engine(self, context: Mapping[str, Any], options: EngineOptions) -> EngineCore:
-        """A new engine core holding ``context`` as version 0."""
+        """A new engine core holding ``context`` as version ``options.version``."""
         ...

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .pipeline import Changes, Stage
 
 if TYPE_CHECKING:
     from .protocols import Receiver
 
-__all__ = ["Signal", "SignalHub"]
+__all__ = ["Signal", "SignalHub", "SignalStage"]
+
+log = logging.getLogger("theus")
 
 
 class Signal(NamedTuple):
@@ -65,3 +70,34 @@ def _register_local_hub() -> None:
 
 
 _register_local_hub()
+
+
+class SignalStage(Stage):
+    """The built-in pipeline stage that publishes a landed commit's signals on the engine's
+    hub, in commit order (spec/08, spec/15). A hub that raises is logged, never propagated."""
+
+    name = "signals"
+    native = "signals"
+    wants = "signals"
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+
+    def after_commit(self, snapshot: Any, changes: Changes) -> None:
+        """Publish ``snapshot``'s signals as :class:`Signal` messages."""
+        interrupt: BaseException | None = None
+        version = snapshot.version
+        for name, value in snapshot.signals.items():
+            try:
+                self.hub.publish(Signal(name, value, version))
+            except Exception:
+                log.warning(
+                    "version %d was committed, but its signal %r could not be published",
+                    version,
+                    name,
+                    exc_info=True,
+                )
+            except BaseException as exc:
+                interrupt = interrupt or exc
+        if interrupt is not None:
+            raise interrupt

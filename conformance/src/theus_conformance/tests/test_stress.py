@@ -29,6 +29,18 @@ engine = TheusEngine(context={"domain": {"n": 0, "h": 0, "d": 0,
                                           **{f"a{i}": 0 for i in range(WORKERS)}}},
                      backend=BACKEND)
 rx = engine.signals.subscribe(capacity=10**7)   # the commit log: drained at the end
+
+from theus.pipeline import Stage
+
+class Observer(Stage):   # a Python after_commit stage: the ordered hand-over under fire
+    name = "observer"
+    def __init__(self):
+        self.versions = []
+    def after_commit(self, snapshot, changes):
+        self.versions.append(snapshot.version)
+
+observer = Observer()
+engine.pipeline.add(observer)
 tokens = itertools.count(1)     # next() and list.append are atomic: safe in signal handlers
 ok, failed = [], []              # (token, kind, key) of calls that returned / raised
 EXPECTED_FAILURES = (ConflictError, ContextError, NestedExecutionError)
@@ -185,6 +197,7 @@ final = engine.state
 ok_tokens = {t for t, _, _ in ok}
 failed_tokens = {t for t, _, _ in failed}
 assert versions == list(range(1, final.version + 1)), "one version per commit, in order"
+assert observer.versions == versions, "after_commit saw every commit, in commit order"
 assert set(committed) == ok_tokens, (
     "calls that returned must have committed, calls that raised must not: "
     f"{sorted(set(committed) ^ ok_tokens)[:10]}")

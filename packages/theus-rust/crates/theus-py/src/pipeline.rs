@@ -1,6 +1,7 @@
 //! The engine's side of the commit pipeline (spec `15`): which hooks the Python pipeline has,
 //! the `changes` handed to them, and the ordered hand-over of landed commits.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -109,6 +110,16 @@ pub(crate) fn build_changes(
     Ok(a.changes.bind(py).call1((items, process, base, outbox))?.unbind())
 }
 
+thread_local! {
+    /// Pipeline tickets this thread reserved and has not handed over yet.
+    static RESERVED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Note a ticket reserved under the commit lock by this thread (see [`hand_over`]).
+pub(crate) fn reserve() {
+    RESERVED.with(|r| r.set(r.get() + 1));
+}
+
 /// Hand a landed commit (ticket reserved under the commit lock) to the pipeline, then run
 /// the `after_commit` hooks in commit order. The ticket is always handed over (an interrupt
 /// while handing it over is retried, then re-raised), so later commits never wait for it.
@@ -137,6 +148,13 @@ pub(crate) fn hand_over(
                 interrupt.get_or_insert(e);
             }
         }
+    }
+    RESERVED.with(|r| r.set(r.get() - 1));
+    if RESERVED.with(Cell::get) > 0 {
+        // This thread is inside code that runs between its own earlier commit and that
+        // commit's hand-over (a signal handler or destructor): waiting here for the earlier
+        // ticket would wait for ourselves. That commit's drain dispatches this one too.
+        return interrupt.map_or(Ok(()), Err);
     }
     if let Err(e) = pipeline.call_method1(intern!(py, "drain"), (ticket,)) {
         if e.is_instance_of::<PyException>(py) {

@@ -335,7 +335,10 @@ impl Tx {
         }
         // The pipeline ticket is reserved here, in commit order; handed over after the lock.
         let ticket = match (&changes, wants && committed.is_new_version()) {
-            (Some(_), true) => Some(engine.tickets.fetch_add(1, Ordering::AcqRel) + 1),
+            (Some(_), true) => {
+                crate::pipeline::reserve();
+                Some(engine.tickets.fetch_add(1, Ordering::AcqRel) + 1)
+            }
             _ => None,
         };
         let snapshot = committed.into_snapshot();

@@ -164,6 +164,7 @@ class OutboxSubscription:
         "_outbox",
         "_queue",
         "_retry_at",
+        "_since",
         "handler",
         "topics",
     )
@@ -188,6 +189,7 @@ class OutboxSubscription:
         self._attempts = 0  # consecutive failed calls for the head of the queue
         self._error: BaseException | None = None
         self._retry_at = 0.0  # time.monotonic() before which the head is not offered again
+        self._since = 0  # outbox tick since which its head waits for the worker (fairness)
 
     def _wants(self, message: OutboxMessage) -> bool:
         return self._accepts is None or self._accepts(message)
@@ -269,6 +271,7 @@ class Outbox:
         self._cond = threading.Condition(threading.Lock())
         self._retry = RetryPolicy() if retry is None else _check_retry(retry)
         self._seq = 0  # sequence number of the last released message
+        self._tick = 0  # counts releases and finished calls: the worker serves the longest wait
         self._live: dict[int, _Entry] = {}  # every pending message, by seq (commit order)
         self._unclaimed: deque[_Entry] = deque()  # sorted by seq
         self._subs: list[OutboxSubscription] = []  # open subscriptions, in subscription order
@@ -296,10 +299,13 @@ class Outbox:
                 self._live[entry.seq] = entry
                 for sub in self._subs:
                     if sub._wants(message):
+                        if not sub._queue:
+                            sub._since = self._tick
                         sub._queue.append(entry)
                         entry.claims += 1
                 if not entry.claims:
                     self._unclaimed.append(entry)
+            self._tick += 1
             self._cond.notify_all()
 
     # -- subscriptions -----------------------------------------------------------------------
@@ -323,6 +329,7 @@ class Outbox:
                 else:
                     keep.append(entry)
             self._unclaimed = keep
+            sub._since = self._tick
             self._subs.append(sub)
             if self._worker is None:
                 self._worker = threading.Thread(target=self._run, name="theus-outbox", daemon=True)
@@ -379,7 +386,7 @@ class Outbox:
                 wait = sub._retry_at - now
                 wake = wait if wake is None else min(wake, wait)
                 continue
-            if best is None or sub._queue[0].seq < best._queue[0].seq:
+            if best is None or sub._since < best._since:
                 best = sub
         return best, wake
 
@@ -424,6 +431,8 @@ class Outbox:
     def _finish(
         self, sub: OutboxSubscription, entry: _Entry, error: BaseException | None
     ) -> tuple[int, float | None]:  # under the lock
+        self._tick += 1
+        sub._since = self._tick  # its next offer waits behind the subscriptions already waiting
         attempts = sub._attempts + 1
         if error is None or sub._closed:
             if sub._queue and sub._queue[0] is entry:

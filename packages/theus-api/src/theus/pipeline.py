@@ -121,7 +121,9 @@ class Changes(Sequence[Change]):
         if not self.outbox:
             return self
         out = Changes(self._items, self.process, self.base)
-        out.outbox = tuple(m._replace(version=version, index=i) for i, m in enumerate(self.outbox))
+        out.outbox = tuple(
+            m._replace(version=version, index=i) for i, m in enumerate(self.outbox)
+        )
         return out
 
     def __repr__(self) -> str:
@@ -246,9 +248,7 @@ class CommitPipeline:
             if s.native not in self._native and _overrides(s, "before_commit")
         )
         after = tuple(
-            s
-            for s in self._stages
-            if s.native not in self._native and _overrides(s, "after_commit")
+            s for s in self._stages if s.native not in self._native and _overrides(s, "after_commit")
         )
         self._before, self._after = before, after
         wants = frozenset(s.wants for s in after)

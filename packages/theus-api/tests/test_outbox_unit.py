@@ -548,3 +548,27 @@ def test_outbox_stage_releases_the_numbered_messages_in_commit_order() -> None:
         OutboxMessage("c", "C", 3, 0),
     ]
     box.close()
+
+
+def test_a_message_put_back_by_a_failed_drain_stays_unclaimed(outbox: Outbox) -> None:
+    outbox.release(msgs(1, "a", "b"))
+    rec = Recorder()
+
+    def handler(message: OutboxMessage) -> None:
+        outbox.subscribe(rec)  # takes (1, 1), not the message being drained
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError):
+        outbox.drain(handler)
+    assert outbox.flush(timeout=TIMEOUT)
+    assert ids(rec.got) == [(1, 1)]
+    assert ids(outbox.unclaimed) == ids(outbox.pending) == [(1, 0)]
+    assert [f.subscription for f in outbox.failures] == [None]
+
+
+def test_subscription_repr_and_topics(outbox: Outbox) -> None:
+    sub = outbox.subscribe(Recorder(), topics=("a.*",))
+    assert sub.topics == ("a.*",) and "1 subscription" in repr(outbox)
+    assert "pending" in repr(sub)
+    sub.close()
+    assert "closed" in repr(sub)

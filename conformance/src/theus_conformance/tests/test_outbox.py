@@ -360,7 +360,7 @@ def test_concurrent_commits_are_delivered_in_commit_order(make_engine):
     engine.outbox.subscribe(rec)
 
     def target(i):
-        @process(inputs=[f"domain.c{i}"], outputs=[f"domain.c{i}"])
+        @process(inputs=[f"domain.c{i}"], outputs=[f"domain.c{i}"], name=f"step{i}")
         def step(ctx):
             ctx.domain[f"c{i}"] += 1
             ctx.outbox.add(f"t{i}", (i, ctx.domain[f"c{i}"]))

@@ -9,14 +9,21 @@ Conflicts are forced by landing a commit from a second thread while the attempt 
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 
 import pytest
 
-from theus import ConflictError, ContextError, ContractViolationError, process
+from theus import ConflictError, ContextError, ContractViolationError, TheusEngine, process
 from theus.outbox import OutboxMessage, RetryPolicy
 from theus.pipeline import Stage
-from theus_conformance.support import DEADLOCK_TIMEOUT, in_thread, run_threads, run_with_timeout
+from theus_conformance.support import (
+    DEADLOCK_TIMEOUT,
+    drain,
+    in_thread,
+    run_threads,
+    run_with_timeout,
+)
 
 
 def ids(messages):
@@ -125,6 +132,37 @@ def test_drain_takes_what_no_subscription_claims_in_commit_order(make_engine):
     assert ids(engine.outbox.drain(got.append)) == [(2, 1), (3, 0), (3, 1)]
     assert ids(got) == [(2, 1), (3, 0), (3, 1)]
     assert engine.outbox.pending == ()
+
+
+def test_signals_and_messages_of_one_commit_are_both_released(make_engine):
+    engine = make_engine({"domain": {"n": 0}})
+    rx = engine.signals.subscribe()
+    seen_during_run = []
+
+    @process(inputs=["domain.n"], outputs=["domain.n", "domain.sig_done"])
+    def work(ctx):
+        ctx.domain.n += 1
+        ctx.domain.sig_done = ctx.domain.n
+        ctx.outbox.add("done", ctx.domain.n)
+        seen_during_run.append(engine.outbox.pending)
+
+    engine.execute(work)
+    assert seen_during_run == [()]  # nothing before the commit
+    assert [(m.name, m.value, m.version) for m in drain(rx)] == [("domain.sig_done", 1, 1)]
+    assert list(engine.outbox.drain()) == [OutboxMessage("done", 1, 1, 0)]
+
+
+def test_messages_of_a_process_that_returns_its_writes(make_engine):
+    engine = make_engine({"domain": {"x": 0, "y": 0}})
+
+    @process(inputs=["domain.x"], outputs=["domain.x", "domain.y"])
+    def mapped(ctx):
+        ctx.outbox.add("mapped", ctx.domain.x)
+        return 5, 6
+
+    engine.execute(mapped)
+    assert (engine.state.domain.x, engine.state.domain.y, engine.state.version) == (5, 6, 1)
+    assert list(engine.outbox.drain()) == [OutboxMessage("mapped", 0, 1, 0)]
 
 
 @pytest.mark.parametrize("topic", ["", None, 3])
@@ -486,3 +524,17 @@ def test_engine_close_closes_an_idle_outbox(make_engine):
     sub = engine.outbox.subscribe(Recorder())
     run_with_timeout(engine.close)
     assert sub.closed and engine.outbox.closed and engine.outbox.subscriptions == ()
+
+
+def test_a_collected_engine_closes_its_outbox(backend):
+    engine = TheusEngine({"domain": {"x": 0}}, backend=backend)
+    got = []
+    sub = engine.outbox.subscribe(got.append)  # the handler does not hold the engine
+    outbox = engine.outbox
+    with engine.transaction() as tx:
+        tx.outbox.add("last")
+    assert run_with_timeout(lambda: outbox.flush(timeout=DEADLOCK_TIMEOUT))
+    del engine, tx
+    gc.collect()
+    assert outbox.closed and sub.closed
+    assert [m.topic for m in got] == ["last"]

@@ -119,6 +119,7 @@ class _Located:
         self.file = file
         self.value_marks: _Marks = {}
         self.key_marks: _Marks = {}
+        self.merged: dict[int, int] = {}  # YAML mapping node id -> its merged pairs
 
     def fail(self, problem: str, key_path: str, *, at_key: bool = False) -> NoReturn:
         marks = self.key_marks if at_key else self.value_marks
@@ -130,8 +131,9 @@ class _Located:
 
 
 def _child(path: str, key: str) -> str:
-    shown = key if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key) else repr(key)
-    return shown if path == "<recipe>" else f"{path}.{shown}"
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+        return f"[{key!r}]" if path == "<recipe>" else f"{path}[{key!r}]"
+    return key if path == "<recipe>" else f"{path}.{key}"
 
 
 def _yaml() -> Any:
@@ -142,9 +144,10 @@ def _yaml() -> Any:
 def _read_yaml(data: bytes, file: str) -> _Located:
     yaml = _yaml()
     located = _Located(None, file)
-    loader = yaml.SafeLoader(data)
+    loader: Any = None
     try:
         try:
+            loader = yaml.SafeLoader(data)
             node = loader.get_single_node()
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
@@ -164,15 +167,16 @@ def _read_yaml(data: bytes, file: str) -> _Located:
             raise AuditRecipeError(f"malformed YAML: {exc}", "<recipe>", file) from None
         located.tree = {} if node is None else _from_node(loader, node, "<recipe>", located, ())
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return located
 
 
 def _from_node(loader: Any, node: Any, path: str, located: _Located, seen: tuple[int, ...]) -> Any:
     yaml = _yaml()
-    located.value_marks.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+    located.value_marks.setdefault(path, _mark(node))
     if id(node) in seen:
-        located.fail("an alias refers to a node that contains it", path)
+        located.fail("an alias refers to a node that contains it (its anchor is here)", path)
     if isinstance(node, yaml.ScalarNode):
         try:
             return loader.construct_object(node, deep=True)
@@ -185,28 +189,44 @@ def _from_node(loader: Any, node: Any, path: str, located: _Located, seen: tuple
             for i, item in enumerate(node.value)
         ]
     if isinstance(node, yaml.MappingNode):
-        try:
-            loader.flatten_mapping(node)  # `<<` merge keys
-        except yaml.MarkedYAMLError as exc:
-            located.fail(f"malformed YAML: {exc.problem}", path)
+        if id(node) not in located.merged:  # an aliased node is flattened once
+            explicit = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
+            try:
+                loader.flatten_mapping(node)  # `<<` merge keys: merged pairs, then explicit
+            except yaml.MarkedYAMLError as exc:
+                located.fail(f"malformed YAML: {exc.problem}", path)
+            located.merged[id(node)] = len(node.value) - explicit
+        merged = node.value[: located.merged[id(node)]]
         out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key_mark = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            key = (
-                loader.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
-            )
-            if not isinstance(key, str):
-                shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else "a collection"
-                located.key_marks[path + "<key>"] = key_mark
-                located.fail(f"keys must be strings, not {shown!r}", path + "<key>", at_key=True)
+        for key_node, value_node in node.value[len(merged) :]:
+            key = _key(loader, key_node, path, located)
             sub = _child(path, key)
+            located.key_marks[sub] = _mark(key_node)
             if key in out:
-                located.key_marks[sub] = key_mark
                 located.fail(f"duplicate key {key!r}", sub, at_key=True)
-            located.key_marks[sub] = key_mark
             out[key] = _from_node(loader, value_node, sub, located, inner)
+        for key_node, value_node in reversed(merged):  # a later merged mapping wins
+            key = _key(loader, key_node, path, located)
+            if key not in out:
+                sub = _child(path, key)
+                located.key_marks[sub] = _mark(key_node)
+                out[key] = _from_node(loader, value_node, sub, located, inner)
         return out
     located.fail("unsupported YAML node", path)  # pragma: no cover
+
+
+def _mark(node: Any) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _key(loader: Any, node: Any, path: str, located: _Located) -> str:
+    yaml = _yaml()
+    key = loader.construct_object(node) if isinstance(node, yaml.ScalarNode) else None
+    if not isinstance(key, str):
+        shown = node.value if isinstance(node, yaml.ScalarNode) else "a collection"
+        located.key_marks[path + "<key>"] = _mark(node)
+        located.fail(f"keys must be strings, not {shown!r}", path + "<key>", at_key=True)
+    return key
 
 
 def _read(recipe: object) -> _Located:

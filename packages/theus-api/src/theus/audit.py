@@ -46,6 +46,8 @@ _ERRORS: dict[Level, type[AuditViolationError]] = {
 }
 _SEVERITY: dict[Level, int] = {"S": 0, "A": 1, "B": 2, "C": 3}
 
+_Key = tuple[str, str, str]  # a counter: (process, side, field)
+
 
 @dataclass(frozen=True)
 class AuditViolation:
@@ -301,7 +303,7 @@ class Audit:
     def __init__(self, recipe: object, *, log_capacity: int = LOG_CAPACITY) -> None:
         self._recipe = load_recipe(recipe)
         self._lock = threading.Lock()
-        self._counts: dict[str, int] = {}
+        self._counts: dict[_Key, int] = {}  # (process, side, field) -> n > 0
         self._log: deque[AuditViolation] = deque(maxlen=log_capacity)
         self.stage: Stage = _AuditStage(self) if self._recipe.has_outputs else _IdleStage()
 
@@ -315,7 +317,7 @@ class Audit:
     def counts(self) -> dict[str, int]:
         """The non-zero counters, ``{"process:side:field": n}`` (a copy)."""
         with self._lock:
-            return dict(self._counts)
+            return {f"{p}:{s}:{f}": n for (p, s, f), n in self._counts.items()}
 
     def count(self, process: str, field: str | None = None, side: str | None = None) -> int:
         """The sum of ``process``'s counters (only ``field``'s, only one ``side``'s)."""
@@ -323,8 +325,7 @@ class Audit:
             raise ValueError(f"side must be 'input', 'output' or None, not {side!r}")
         total = 0
         with self._lock:
-            for key, n in self._counts.items():
-                p, s, f = key.split(":", 2)
+            for (p, s, f), n in self._counts.items():
                 if p == process and side in (None, s) and field in (None, f):
                     total += n
         return total
@@ -341,7 +342,7 @@ class Audit:
             if process is None:
                 self._counts.clear()
             else:
-                for key in [k for k in self._counts if k.split(":", 1)[0] == process]:
+                for key in [k for k in self._counts if k[0] == process]:
                     del self._counts[key]
 
     def __repr__(self) -> str:
@@ -420,44 +421,31 @@ class Audit:
         reset (inputs, after_commit); before_commit without a raise changes nothing.
         """
         recipe = self._recipe
-        records: list[AuditViolation] = []
-        deciding: tuple[int, int] | None = None  # (severity, index in records)
         with self._lock:
             counts = self._counts
-            after = {
-                f"{process}:{f.rule.key}": counts.get(f"{process}:{f.rule.key}", 0) + 1
-                for f in found
-            }
-            raising = []
+            after: dict[_Key, int] = {}  # a call adds at most 1 to a counter
+            for f in found:
+                key = (process, f.rule.side, f.rule.field)
+                after[key] = counts.get(key, 0) + 1
+            decided = []  # (found, level, n, raised)
             for f in found:
                 level: Level = f.rule.level or recipe.level
-                n = after[f"{process}:{f.rule.key}"]
-                limit = (
-                    recipe.threshold_max if f.rule.threshold_max is None else f.rule.threshold_max
+                n = after[(process, f.rule.side, f.rule.field)]
+                raised = may_raise and (
+                    level in ("S", "A") or (level == "B" and n > self._limit(f.rule))
                 )
-                raised = may_raise and (level in ("S", "A") or (level == "B" and n > limit))
-                raising.append(raised)
-            if not any(raising) and not landed:
-                return  # before_commit, nothing stops it: after_commit counts the landed one
-            stops = any(raising)
+                decided.append((f, level, n, raised))
+            stops = any(raised for *_, raised in decided)
+            if not stops and not landed:
+                return  # before_commit lets it through: after_commit counts the landed attempt
             counts.update(after)
             if recipe.reset_on_success and not stops:
-                violated = set(after)
                 for rule in rules:
-                    key = f"{process}:{rule.key}"
-                    if key not in violated:
+                    key = (process, rule.side, rule.field)
+                    if key not in after:
                         counts.pop(key, None)
-            for f, raised in zip(found, raising, strict=True):
-                level = f.rule.level or recipe.level
-                key = f"{process}:{f.rule.key}"
-                n = after[key]
-                approaching = (
-                    not raised
-                    and level == "B"
-                    and recipe.threshold_min > 0
-                    and n >= recipe.threshold_min
-                )
-                record = AuditViolation(
+            records = [
+                AuditViolation(
                     process=process,
                     side=f.rule.side,
                     field=f.rule.field,
@@ -468,20 +456,22 @@ class Audit:
                     version=None if stops else version,
                     count=n,
                     raised=raised,
-                    approaching=approaching,
+                    approaching=(not raised and level == "B" and 0 < recipe.threshold_min <= n),
                 )
-                records.append(record)
-                self._log.append(record)
-                if raised and (deciding is None or _SEVERITY[level] < deciding[0]):
-                    deciding = (_SEVERITY[level], len(records) - 1)
+                for f, level, n, raised in decided
+            ]
+            self._log.extend(records)
         for f, record in zip(found, records, strict=True):
             _log_violation(record, self._limit(f.rule))
-        if deciding is not None:
-            record = records[deciding[1]]
+        if stops:
+            # the first violation of the most severe raising level decides
+            index = min(
+                (i for i, r in enumerate(records) if r.raised),
+                key=lambda i: _SEVERITY[records[i].level],
+            )
+            record = records[index]
             raise _ERRORS[record.level](
-                _error_text(record, self._limit(found[deciding[1]].rule)),
-                record,
-                tuple(records),
+                _error_text(record, self._limit(found[index].rule)), record, tuple(records)
             )
 
     def _limit(self, rule: AuditRule) -> int:

@@ -73,11 +73,6 @@ class AuditRule:
     #: where the rule is: ``FILE:LINE:COLUMN`` or its key path
     where: str = ""
 
-    @property
-    def key(self) -> str:
-        """The counter key: ``process:side:field`` without the process."""
-        return f"{self.side}:{self.field}"
-
 
 @dataclass(frozen=True)
 class ProcessRules:

@@ -4,6 +4,8 @@ counted once per call; nothing lands and nothing is published when a rule raises
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from theus import (
@@ -13,7 +15,7 @@ from theus import (
     StateUpdate,
     process,
 )
-from theus_conformance.support import drain, in_thread
+from theus_conformance.support import drain, in_thread, run_with_timeout
 
 
 def _recipe(outputs, name="pay", **audit):
@@ -328,3 +330,62 @@ def test_input_and_output_rules_together(make_engine):
     engine.execute(transfer, amount=0)  # input violation (B, 1 of 3): commits
     # the clean output reset the output counter; the input counter keeps its violation
     assert engine.audit.counts == {"transfer:input:amount": 1}
+
+
+@pytest.mark.requires("threads")
+def test_a_rejection_in_the_exclusive_last_re_run_releases_the_engine(make_engine):
+    engine = make_engine(
+        {"domain": {"n": 0}},
+        audit_recipe=_recipe([{"field": "domain.n", "min": 0, "level": "S"}], name="inc"),
+    )
+    attempts = []
+
+    @process(name="inc", inputs=["domain.n"], outputs=["domain.n"], retries=1)
+    def inc(ctx):
+        attempts.append(ctx.version)
+        value = ctx.domain.n
+        if len(attempts) == 1:  # lose the first (clean) attempt: the re-run is the last one
+            in_thread(
+                lambda: engine.compare_and_swap(engine.state.version, data={"domain.n": -100})
+            )
+        ctx.domain.n = value + 1
+
+    with pytest.raises(AuditStopError, match="-99 is less than min 0"):
+        engine.execute(inc)
+    assert len(attempts) == 2
+    assert engine.state.version == 1  # only the other thread's commit landed
+    assert engine.state.domain.n == -100
+    # nothing is left holding the engine: another thread commits, then a clean call
+    in_thread(lambda: engine.compare_and_swap(engine.state.version, data={"domain.n": 7}))
+    run_with_timeout(lambda: engine.execute(inc))
+    assert engine.state.domain.n == 8
+    assert engine.audit.count("inc") == 0  # the clean call reset it
+
+
+@pytest.mark.requires("async")
+def test_output_rules_on_aexecute(make_engine):
+    engine = make_engine(
+        {"domain": {"balance": 0}},
+        audit_recipe=_recipe([{"field": "domain.balance", "min": 0, "level": "A"}]),
+    )
+
+    @process(name="pay", inputs=["domain.balance"], outputs=["domain.balance"])
+    async def pay(ctx, value):
+        ctx.domain.balance = value
+
+    @process(name="pay", inputs=["domain.balance"], outputs=["domain.balance"])
+    def sync_pay(ctx, value):
+        return value
+
+    rx = engine.signals.subscribe()
+    _refused(engine, rx, lambda: asyncio.run(engine.aexecute(pay, value=-1)), AuditAbortError)
+    _refused(engine, rx, lambda: engine.execute(pay, value=-1), AuditAbortError)
+    asyncio.run(engine.aexecute(pay, value=4))
+    assert engine.state.domain.balance == 4
+    other = make_engine(
+        {"domain": {"balance": 0}},
+        audit_recipe=_recipe([{"field": "domain.balance", "min": 0, "level": "A"}]),
+    )
+    with pytest.raises(AuditAbortError):
+        asyncio.run(other.aexecute(sync_pay, value=-1))
+    assert other.state.version == 0

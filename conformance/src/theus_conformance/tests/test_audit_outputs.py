@@ -389,3 +389,64 @@ def test_output_rules_on_aexecute(make_engine):
     with pytest.raises(AuditAbortError):
         asyncio.run(other.aexecute(sync_pay, value=-1))
     assert other.state.version == 0
+
+
+def test_map_and_list_values_read_the_same_on_every_backend(make_engine):
+    engine = make_engine(
+        {"domain": {"user": {}, "tags": []}},
+        audit_recipe=_recipe(
+            [
+                {"field": "domain.user", "eq": "x", "level": "C"},
+                {"field": "domain.tags", "neq": "x", "max_len": 1, "level": "C"},
+                {"field": "domain.user.name", "regex": "^[A-Z]", "level": "C"},
+            ],
+            name="save",
+        ),
+    )
+
+    @process(name="save", outputs=["domain.user", "domain.tags"])
+    def save(ctx):
+        ctx.domain.user = {"name": "bob", "roles": ["a", "b"]}
+        ctx.domain.tags = ["t1", {"k": 2}]
+
+    engine.execute(save)
+    assert [(r.field, r.rule, r.message) for r in engine.audit.log] == [
+        ("domain.user", "eq", "{'name': 'bob', 'roles': ['a', 'b']} is not equal to 'x'"),
+        ("domain.tags", "max_len", "length 2 is greater than max_len 1"),
+        ("domain.user.name", "regex", "'bob' does not match regex '^[A-Z]'"),
+    ]
+    assert engine.audit.log[0].version == 1
+
+
+def test_a_yaml_recipe_with_input_and_output_rules(make_engine, tmp_path):
+    path = tmp_path / "banking_audit.yaml"
+    path.write_text(
+        "audit:\n"
+        "  level: Block\n"
+        "  threshold_max: 1\n"
+        "process_recipes:\n"
+        "  wire_transfer:\n"
+        "    inputs:\n"
+        "      - field: recipient\n"
+        '        regex: "^[A-Z]{2}[0-9]{4}$"\n'
+        "    outputs:\n"
+        "      - field: domain.sender_balance\n"
+        "        min: 0\n"
+        "        level: S\n"
+        '        message: "Safety: balance can never be negative"\n'
+    )
+    engine = make_engine({"domain": {"sender_balance": 100}}, audit_recipe=path)
+
+    @process(inputs=["domain.sender_balance"], outputs=["domain.sender_balance"])
+    def wire_transfer(ctx, amount, recipient):
+        return ctx.domain.sender_balance - amount
+
+    engine.execute(wire_transfer, amount=30, recipient="DE1234")
+    engine.execute(wire_transfer, amount=30, recipient="bad")  # B, 1 of 1: commits
+    with pytest.raises(AuditBlockError):
+        engine.execute(wire_transfer, amount=30, recipient="bad")
+    with pytest.raises(AuditStopError, match="Safety: balance can never be negative"):
+        engine.execute(wire_transfer, amount=50, recipient="FR0001")
+    assert engine.state.domain.sender_balance == 40
+    assert engine.state.version == 2
+    assert engine.audit.recipe.source == str(path)

@@ -210,7 +210,7 @@ def _value_after(changes: Changes, path: Path) -> Any:
             if change.kind == "delete":
                 return _ABSENT
             if change.kind == "append":
-                whole = [*_as_list(_in_base(changes.base, cpath)), *change.value]
+                whole = [*_as_list(_in_base(changes.base, cpath)), *map(_plain, change.value)]
                 return _walk(whole, path[m:])
             return _walk(change.value, path[m:])
         if m > n and cpath[:n] == path:

@@ -38,6 +38,11 @@ HIERARCHY = {
     "BackendNotFoundError": (TheusError, LookupError),
     "BackendLoadError": (TheusError, ImportError),
     "SignalEmpty": (TheusError, queue.Empty),
+    "AuditViolationError": (TheusError,),
+    "AuditStopError": (theus.AuditViolationError,),
+    "AuditAbortError": (theus.AuditViolationError,),
+    "AuditBlockError": (theus.AuditViolationError,),
+    "AuditRecipeError": (TheusError, ValueError),
 }
 
 
@@ -221,8 +226,6 @@ def test_unwritten_features_raise_not_implemented(make_engine, backend):
         engine.set_schema(object)
     with pytest.raises(NotImplementedError, match="(?i)schema"):
         TheusEngine(backend=backend, schema=object)
-    with pytest.raises(NotImplementedError, match="(?i)audit"):
-        TheusEngine(backend=backend, audit_recipe={"rules": []})
 
 
 @pytest.mark.requires("async")

@@ -15,6 +15,10 @@ from ._discovery import BackendInfo, backends
 from .contracts import ProcessSpec, Semantic, process
 from .engine import TheusEngine, Transaction
 from .errors import (
+    AuditAbortError,
+    AuditBlockError,
+    AuditRecipeError,
+    AuditStopError,
     AuditViolationError,
     BackendLoadError,
     BackendNotFoundError,
@@ -38,6 +42,10 @@ from .zones import Zone
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditAbortError",
+    "AuditBlockError",
+    "AuditRecipeError",
+    "AuditStopError",
     "AuditViolationError",
     "BackendInfo",
     "BackendLoadError",

@@ -21,6 +21,10 @@ __all__ = [
     "NestedExecutionError",
     "ProcessNotFoundError",
     "SchemaViolationError",
+    "AuditAbortError",
+    "AuditBlockError",
+    "AuditRecipeError",
+    "AuditStopError",
     "AuditViolationError",
     "SignalEmpty",
     "SignalLagged",
@@ -107,4 +111,67 @@ class SchemaViolationError(TheusError, ValueError):
 
 
 class AuditViolationError(TheusError):
-    """An audit recipe's rule stopped a call (spec/17); nothing was committed."""
+    """An audit recipe's rule stopped a call (spec/17); nothing was committed.
+
+    ``violation`` is the record (``theus.audit.AuditViolation``) that decided, ``violations``
+    every violation of the call. Raised as one of :class:`AuditStopError`,
+    :class:`AuditAbortError`, :class:`AuditBlockError`.
+    """
+
+    def __init__(
+        self, message: str, violation: object = None, violations: tuple[object, ...] = ()
+    ) -> None:
+        super().__init__(message)
+        self.violation = violation
+        self.violations = tuple(violations)
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[AuditViolationError], tuple[str, object, tuple[object, ...]]]:
+        return (type(self), (str(self), self.violation, self.violations))
+
+
+class AuditStopError(AuditViolationError):
+    """A rule of level ``S`` (Stop) was violated (spec/17)."""
+
+
+class AuditAbortError(AuditViolationError):
+    """A rule of level ``A`` (Abort) was violated (spec/17)."""
+
+
+class AuditBlockError(AuditViolationError):
+    """A rule of level ``B`` (Block) was violated more than ``threshold_max`` times (spec/17)."""
+
+
+class AuditRecipeError(TheusError, ValueError):
+    """An audit recipe is malformed (spec/17); raised when the engine is built.
+
+    The message starts with ``FILE:LINE:COLUMN:`` (a file) or ``audit recipe:`` (a mapping),
+    then the key path (``process_recipes.transfer.outputs[0].min``) and the problem. ``file``,
+    ``line``, ``column`` (1-based; ``None`` when unknown), ``key_path`` and ``problem`` carry
+    the parts.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        key_path: str = "<recipe>",
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        if file is not None:
+            where = file if line is None else f"{file}:{line}:{column}"
+        else:
+            where = "audit recipe"
+        super().__init__(f"{where}: {key_path}: {problem}")
+        self.problem = problem
+        self.key_path = key_path
+        self.file = file
+        self.line = line
+        self.column = column
+
+    def __reduce__(
+        self,
+    ) -> tuple[type[AuditRecipeError], tuple[str, str, str | None, int | None, int | None]]:
+        return (type(self), (self.problem, self.key_path, self.file, self.line, self.column))

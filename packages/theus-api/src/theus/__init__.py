@@ -31,6 +31,7 @@ from .errors import (
     SignalLagged,
     TheusError,
 )
+from .schema import AppendOnly, Immutable, Mutable
 from .signals import Signal, SignalHub
 from .update import StateUpdate
 from .zones import Zone
@@ -38,6 +39,7 @@ from .zones import Zone
 __version__ = "0.1.0"
 
 __all__ = [
+    "AppendOnly",
     "AuditViolationError",
     "BackendInfo",
     "BackendLoadError",
@@ -46,8 +48,10 @@ __all__ = [
     "ContextError",
     "ContractViolationError",
     "DepthLimitError",
+    "Immutable",
     "InvalidContractError",
     "InvalidPathError",
+    "Mutable",
     "NestedExecutionError",
     "ProcessNotFoundError",
     "ProcessSpec",

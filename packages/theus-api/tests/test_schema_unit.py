@@ -56,8 +56,8 @@ class Item(BaseModel):
 class Domain(BaseModel):
     count: int
     ratio: float = 0.0
-    name: Optional[str] = None
-    inner: Optional[Inner] = None
+    name: Optional[str] = None  # noqa: UP045
+    inner: Optional[Inner] = None  # noqa: UP045
     tags: list[str] = []
     by_key: dict[str, int] = {}
     pair: tuple[int, int] = (0, 0)
@@ -335,7 +335,7 @@ def test_markers_on_prefix_zones_and_sets() -> None:
 
 
 def test_type_text() -> None:
-    assert type_text(Optional[list[dict[str, int]]]) == "list[dict[str, int]] | None"
+    assert type_text(Optional[list[dict[str, int]]]) == "list[dict[str, int]] | None"  # noqa: UP045
     assert type_text(tuple[int, ...]) == "tuple[int, ...]"
     assert type_text(Annotated[int, Immutable]) == "int"
 

@@ -186,6 +186,7 @@ class _Target:
     __slots__ = (
         "anchor",
         "below_leaf",
+        "fast",
         "forbidden",
         "heavy",
         "marker",
@@ -203,6 +204,21 @@ class _Target:
         self.forbidden: tuple[Path, str] | None = None  # undeclared under extra='forbid'
         self.below_leaf: tuple[Path, str] | None = None
         self.heavy = False
+        self.fast: Any = None  # validate_python of a plain scalar target without rules
+
+    def seal(self) -> _Target:
+        """Set :attr:`fast` when a set needs nothing but one validator call."""
+        node = self.node
+        if (
+            node is not None
+            and not node.plain
+            and not node.guarded_below
+            and self.marker is None
+            and self.forbidden is None
+            and self.below_leaf is None
+        ):
+            self.fast = node.validator.validate_python
+        return self
 
 
 class _Compiler:
@@ -418,44 +434,57 @@ class SchemaStage(Stage):
         target.node = node
         target.marker = marker
         target.anchor = anchor
-        return target
+        return target.seal()
 
     # -- the check ---------------------------------------------------------------------------
     def before_commit(self, changes: Changes) -> None:
         """Validate every change of the commit; raise :class:`SchemaViolationError` on the
         first that breaks the schema."""
+        cache = self._cache
         for change in changes:
-            target = self._target(change.path)
-            node = target.node
-            if target.forbidden is not None or target.below_leaf is not None:
-                self._structural(change, target)
-            if target.marker is not None:
-                self._zone(change, target, changes.base)
-            if node is None:
-                continue
-            kind = change.kind
-            if kind == "set":
-                value = change.value
-                if node.plain and not target.heavy:
-                    value = _plain(value)
+            target = cache.get(change.path) or self._target(change.path)
+            fast = target.fast
+            if fast is not None and change.kind == "set":  # a scalar field, no rule: one call
                 try:
-                    node.validator.validate_python(value, strict=True)
-                except self._validation_error as exc:
-                    raise self._invalid(change.path, node, value, exc) from None
-                if node.guarded_below:
-                    self._above(change.path, node, changes.base, value)
-            elif kind == "append":
-                self._append(change, node, changes.base)
-            else:
-                if target.required:
-                    raise _violation(
-                        change.path,
-                        f"'{change.dotted}' is required by {target.owner} and cannot be deleted",
-                        node.expected,
-                        None,
-                    )
-                if node.guarded_below:
-                    self._above(change.path, node, changes.base, _MISSING)
+                    fast(change.value, strict=True)
+                except self._validation_error:
+                    pass
+                else:
+                    continue
+            self._check(change, target, changes.base)
+
+    def _check(self, change: Change, target: _Target, base: Any) -> None:
+        """The full check of one change."""
+        node = target.node
+        if target.forbidden is not None or target.below_leaf is not None:
+            self._structural(change, target)
+        if target.marker is not None:
+            self._zone(change, target, base)
+        if node is None:
+            return
+        kind = change.kind
+        if kind == "set":
+            value = change.value
+            if node.plain and not target.heavy:
+                value = _plain(value)
+            try:
+                node.validator.validate_python(value, strict=True)
+            except self._validation_error as exc:
+                raise self._invalid(change.path, node, value, exc) from None
+            if node.guarded_below:
+                self._above(change.path, node, base, value)
+        elif kind == "append":
+            self._append(change, node, base)
+        else:
+            if target.required:
+                raise _violation(
+                    change.path,
+                    f"'{change.dotted}' is required by {target.owner} and cannot be deleted",
+                    node.expected,
+                    None,
+                )
+            if node.guarded_below:
+                self._above(change.path, node, base, _MISSING)
 
     def _structural(self, change: Change, target: _Target) -> None:
         if target.forbidden is not None:

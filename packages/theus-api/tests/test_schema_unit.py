@@ -298,7 +298,9 @@ def test_recursive_model() -> None:
     bad(stage, S("domain.tree.children.0.children.0.value", "x"))
 
 
-@pytest.mark.parametrize("schema", [object, 1, "Root", Inner(n=1), {"domain": dict}, {1: Inner}])
+@pytest.mark.parametrize(
+    "schema", [object, 1, "Root", Inner(n=1), {"domain": dict}, {1: Inner}, pydantic.RootModel[int]]
+)
 def test_not_a_schema(schema: Any) -> None:
     with pytest.raises(TypeError, match="schema"):
         SchemaStage(schema)

@@ -255,7 +255,7 @@ class _Compiler:
                 f"schema: {where} is AppendOnly but declared {type_text(annotation)}; "
                 "AppendOnly needs a list type"
             )
-        model = self.model_node(shape) if self._is_model(shape) else None
+        model = self.model_node(shape) if self.is_model(shape) else None
         if model is not None and not rest and full is shape and marker is None:
             return model  # a plain model field shares the model's node (recursive models)
         node = _Node(full, marker)
@@ -280,10 +280,14 @@ class _Compiler:
             node.item_validator = node.child.validator
         return node
 
-    @staticmethod
-    def _is_model(shape: Any) -> bool:
-        base_model = _pydantic().BaseModel
-        return isinstance(shape, type) and issubclass(shape, base_model)
+    def is_model(self, shape: Any) -> bool:
+        """A model walked field by field (a RootModel is validated only whole)."""
+        pyd = self.pydantic
+        return (
+            isinstance(shape, type)
+            and issubclass(shape, pyd.BaseModel)
+            and not issubclass(shape, pyd.RootModel)
+        )
 
     def model_node(self, model: Any) -> _Node:
         node = self.models.get(model)
@@ -340,8 +344,7 @@ def _check_marker(key: str, marker: ZoneOverride | None, where: str) -> None:
 
 
 def _root_of(schema: Any, compiler: _Compiler) -> _Node:
-    base_model = compiler.pydantic.BaseModel
-    if isinstance(schema, type) and issubclass(schema, base_model):
+    if compiler.is_model(schema):
         return compiler.model_node(schema)
     if isinstance(schema, Mapping):
         root = _Node(object, None)
@@ -350,15 +353,17 @@ def _root_of(schema: Any, compiler: _Compiler) -> _Node:
         for key, model in schema.items():
             if not isinstance(key, str):
                 raise TypeError(f"schema mapping keys must be namespace names (str), not {key!r}")
-            if not (isinstance(model, type) and issubclass(model, base_model)):
+            if not compiler.is_model(model):
                 raise TypeError(
-                    f"schema[{key!r}] must be a pydantic BaseModel subclass, not {model!r}"
+                    f"schema[{key!r}] must be a pydantic BaseModel subclass (not a RootModel), "
+                    f"not {model!r}"
                 )
             root.fields[key] = _Field(key, compiler.model_node(model), False)
         compiler.nodes.append(root)
         return root
     raise TypeError(
-        "schema=...: expected a pydantic BaseModel subclass or a mapping {namespace: model}, "
+        "schema=...: expected a pydantic BaseModel subclass (not a RootModel) or a mapping "
+        "{namespace: model}, "
         f"got {_show(schema)} ({type(schema).__name__})"
     )
 

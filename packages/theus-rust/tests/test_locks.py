@@ -10,11 +10,13 @@ import logging
 import subprocess
 import sys
 import textwrap
-from types import SimpleNamespace
 
 import pytest
 
 from theus import ContextError, NestedExecutionError, TheusEngine
+from theus.pipeline import CommitPipeline
+from theus.protocols import EngineOptions
+from theus.signals import SignalStage
 from theus.update import Update
 from theus_rust._native import Engine
 
@@ -159,7 +161,7 @@ def test_a_signal_handler_committing_while_the_main_thread_commits_never_hangs()
 
 
 def _opts(hub):
-    return SimpleNamespace(strict_guards=True, strict_cas=False, hub=hub)
+    return EngineOptions(True, False, hub, CommitPipeline([SignalStage(hub)]))
 
 
 def _set(*pairs):
@@ -314,8 +316,9 @@ def test_close_refuses_execute_without_running_the_process():
 
 CLOSE_SCRIPT = """
     import threading, time
-    from types import SimpleNamespace
     from theus import ContextError
+    from theus.pipeline import CommitPipeline
+    from theus.protocols import EngineOptions
     from theus.update import Update
     from theus_rust._native import Engine
 
@@ -323,7 +326,7 @@ CLOSE_SCRIPT = """
         def publish(self, message):
             return 0
 
-    OPTIONS = SimpleNamespace(strict_guards=True, strict_cas=False, hub=Hub())
+    OPTIONS = EngineOptions(True, False, Hub(), CommitPipeline())
 
     core = Engine({"domain": {"x": 0}}, OPTIONS)
     # An exclusive transaction in flight on another thread: close waits for it, and its commit

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Literal, NamedTuple, overload
 
@@ -70,7 +69,7 @@ class OutboxMessage(NamedTuple):
     topic: str
     payload: Any
     version: int = 0
-    index: int = 0
+    index: int = 0  # type: ignore[assignment]  # (shadows tuple.index, on purpose)
 
 
 class Changes(Sequence[Change]):
@@ -121,9 +120,7 @@ class Changes(Sequence[Change]):
         if not self.outbox:
             return self
         out = Changes(self._items, self.process, self.base)
-        out.outbox = tuple(
-            m._replace(version=version, index=i) for i, m in enumerate(self.outbox)
-        )
+        out.outbox = tuple(m._replace(version=version, index=i) for i, m in enumerate(self.outbox))
         return out
 
     def __repr__(self) -> str:
@@ -184,12 +181,13 @@ class CommitPipeline:
         self._stages: list[Stage] = list(stages)
         self._watchers: list[Callable[[bool, frozenset[str]], None]] = []
         self._lock = threading.Lock()
-        # the drain: landed commits waiting for their after_commit hooks, in commit order
-        self._queue: deque[tuple[int, Any, Changes]] = deque()
-        self._ticket = 0  # last ticket handed out (under the backend's commit lock)
-        self._done = 0  # every ticket <= done has been dispatched
-        self._cond = threading.Condition(threading.Lock())
-        self._dispatcher: int | None = None  # thread ident of the thread draining
+        # the drain: landed commits waiting for their after_commit hooks, by ticket
+        self._pending: dict[int, tuple[Any, Changes] | None] = {}
+        self._ticket = 0  # last ticket handed out by enqueue (under the backend's commit lock)
+        self._next = 1  # the next ticket to dispatch
+        # re-entrant: a signal handler on a thread inside it may commit and drain
+        self._cond = threading.Condition(threading.RLock())
+        self._dispatcher: int | None = None  # thread ident of the thread dispatching
         self._native: frozenset[str] = frozenset()
         self._before: tuple[Callable[[Changes], None], ...] = ()
         self._after: tuple[Stage, ...] = ()
@@ -248,7 +246,9 @@ class CommitPipeline:
             if s.native not in self._native and _overrides(s, "before_commit")
         )
         after = tuple(
-            s for s in self._stages if s.native not in self._native and _overrides(s, "after_commit")
+            s
+            for s in self._stages
+            if s.native not in self._native and _overrides(s, "after_commit")
         )
         self._before, self._after = before, after
         wants = frozenset(s.wants for s in after)
@@ -267,63 +267,80 @@ class CommitPipeline:
         for hook in self._before:
             hook(changes)
 
-    def enqueue(self, snapshot: Any, changes: Changes) -> int:
+    def enqueue(self, snapshot: Any, changes: Changes, ticket: int | None = None) -> int:
         """Queue a landed commit for its ``after_commit`` hooks; return its ticket.
 
-        Called by the backend inside its commit lock's critical section, right after the new
-        version became visible, so tickets follow commit order. Runs no user code.
+        Tickets number the queued commits 1, 2, 3, ... in commit order. Without ``ticket``
+        the pipeline numbers them, so the call MUST be made inside the backend's commit
+        critical section, right after the new version became visible (it runs no user
+        code). A backend that cannot make Python objects there reserves the number itself
+        in the critical section (its own counter, from 1) and passes it here after releasing
+        the lock; a reserved number MUST be handed over (``snapshot`` None skips it), or the
+        commits after it wait for it.
         """
-        self._ticket += 1
-        self._queue.append((self._ticket, snapshot, changes.numbered(snapshot.version)))
-        return self._ticket
+        if ticket is None:
+            self._ticket += 1
+            ticket = self._ticket
+        entry = None if snapshot is None else (snapshot, changes.numbered(snapshot.version))
+        # No lock: one atomic dict store. (Taking ``_cond`` here, inside the backend's commit
+        # lock, could deadlock with a signal handler committing on a thread that holds
+        # ``_cond``.) The thread that enqueues always drains next, so nobody needs waking.
+        self._pending[ticket] = entry
+        return ticket
 
     def drain(self, ticket: int) -> None:
         """Run the ``after_commit`` hooks of every queued commit up to ``ticket``, in order.
 
         Called by the backend after releasing its commit lock. One thread at a time dispatches;
-        a thread whose commit another thread is dispatching waits until it was. A hook that
+        a thread whose commit another thread is dispatching (or whose turn has not come: an
+        earlier commit is still being handed over) waits until it was dispatched. A hook that
         calls back into this from the dispatching thread returns at once (its commit is
-        dispatched after the current one).
+        dispatched right after the current one).
         """
         me = threading.get_ident()
         cond = self._cond
         while True:
             with cond:
-                if self._done >= ticket or self._dispatcher == me:
+                if self._next > ticket or self._dispatcher == me:
                     return
-                if self._dispatcher is not None:
+                if self._dispatcher is not None or self._next not in self._pending:
                     cond.wait()
                     continue
                 self._dispatcher = me
             try:
-                self._dispatch()  # everything queued, ours included (queued before the call)
+                self._dispatch()
             finally:
                 with cond:
                     self._dispatcher = None
                     cond.notify_all()
-            return
 
     def _dispatch(self) -> None:
+        """Dispatch consecutive handed-over commits from ``_next`` on."""
         interrupt: BaseException | None = None
-        queue = self._queue
-        while queue:
-            ticket, snapshot, changes = queue.popleft()
-            for stage in self._after:
-                if not _wanted(stage.wants, changes):
-                    continue
-                try:
-                    stage.after_commit(snapshot, changes)
-                except Exception:
-                    log.warning(
-                        "after_commit of pipeline stage %r failed for version %d",
-                        stage.name,
-                        snapshot.version,
-                        exc_info=True,
-                    )
-                except BaseException as exc:  # an interrupt: finish, then re-raise
-                    interrupt = interrupt or exc
+        pending = self._pending
+        while True:
             with self._cond:
-                self._done = ticket
+                if self._next not in pending:
+                    break
+                entry = pending.pop(self._next)
+            if entry is not None:
+                snapshot, changes = entry
+                for stage in self._after:
+                    if not _wanted(stage.wants, changes):
+                        continue
+                    try:
+                        stage.after_commit(snapshot, changes)
+                    except Exception:
+                        log.warning(
+                            "after_commit of pipeline stage %r failed for version %d",
+                            stage.name,
+                            snapshot.version,
+                            exc_info=True,
+                        )
+                    except BaseException as exc:  # an interrupt: finish, then re-raise
+                        interrupt = interrupt or exc
+            with self._cond:
+                self._next += 1
                 self._cond.notify_all()
         if interrupt is not None:
             raise interrupt

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import deque
@@ -16,9 +15,9 @@ from theus.contracts import Contract, ProcessSpec
 from theus.errors import ConflictError, ContextError, NestedExecutionError
 from theus.paths import Path, format_path, parse_path
 from theus.protocols import EngineOptions
-from theus.signals import Signal
 from theus.zones import Zone
 
+from ._changes import changes_of, minimal
 from ._pmap import MISSING, PMap
 from ._transaction import Transaction
 from ._tree import delete_in, freeze, get_in, set_in, thaw
@@ -27,8 +26,6 @@ from ._views import MapView, wrap
 __all__ = ["HISTORY", "CommitLock", "Handle", "ReferenceEngine", "Snapshot"]
 
 HISTORY = 1024  # commits whose write sets are kept for conflict checks (spec/05: at least 1024)
-
-log = logging.getLogger("theus")
 
 
 class CommitLock:
@@ -243,15 +240,6 @@ def _conflict(mine: set[Path], prefixes: set[Path], theirs: Iterable[Path]) -> P
     return None
 
 
-def _minimal(paths: set[Path]) -> list[Path]:
-    """The written paths that are not below another written path."""
-    out: list[Path] = []
-    for path in sorted(paths, key=len):
-        if not any(path[: len(p)] == p for p in out):
-            out.append(path)
-    return out
-
-
 class ReferenceEngine:
     """The reference engine core: one current snapshot, swapped under a short lock."""
 
@@ -259,13 +247,16 @@ class ReferenceEngine:
         self.strict_guards = options.strict_guards
         self.strict_cas = options.strict_cas
         self.hub = options.hub
+        self.pipeline = options.pipeline
+        self._has_before = False
         root = PMap()
         for name, value in context.items():
             root = root.set(name, freeze(value, (name,), Zone.DATA, lambda v: v))
-        self._current = make_snapshot(0, root, ())
+        self._current = make_snapshot(options.version, root, ())
         self._lock = CommitLock()
         self._history: deque[tuple[int, frozenset[Path]]] = deque(maxlen=HISTORY)
         self._closed = False
+        self.pipeline.watch(self._watch, frozenset())
 
     def snapshot(self) -> Snapshot:
         """The current snapshot."""
@@ -296,24 +287,37 @@ class ReferenceEngine:
         return Transaction(self, handle, self._current)
 
     def commit(self, tx: Transaction, strict: bool) -> Snapshot:
-        """Commit ``tx`` (spec/05): fast path, or conflict check and rebase; then publish.
+        """Commit ``tx`` (spec/05) through the engine's pipeline (spec/15): ``before_commit``
+        hooks, then, under the lock, the fast path or the conflict check and rebase, and the
+        queueing of the landed commit; after the lock, its ``after_commit`` hooks.
 
         The replaced snapshot stays referenced by ``latest`` (and ``tx.base``) until this
         method has released the lock, so values only it reached are freed after the lock is
         released: no destructor runs in the critical section.
         """
         strict = strict or self.strict_cas
+        if self._closed:
+            raise ContextError(_CLOSED)
+        outbox = bool(tx.outbox)
+        if not tx.writes and not tx.signals and not outbox:
+            return self._current  # nothing to commit: no version, no hook (spec/05)
+        pipeline = self.pipeline
+        changes = None
+        if self._has_before:
+            changes = changes_of(tx)
+            pipeline.before_commit(changes)  # may reject: nothing has landed
+        if pipeline.wants(bool(tx.signals), outbox):
+            changes = changes or changes_of(tx)
+        ticket = 0
         with nullcontext() if tx.held is not None else self._lock:
             if self._closed:
                 raise ContextError(_CLOSED)
             latest = self._current
-            if not tx.writes and not tx.signals:
-                return latest
             root = tx.root
             if latest.version != tx.version:
                 self._check(tx, latest, strict)
                 root = snapshot_root(latest)
-                for path in _minimal(tx.writes):
+                for path in minimal(tx.writes):
                     value = get_in(tx.root, path)
                     if value is not MISSING:
                         root = set_in(root, path, value)
@@ -322,30 +326,17 @@ class ReferenceEngine:
             snap = make_snapshot(latest.version + 1, root, tx.signals.items())
             self._history.append((snap.version, frozenset(tx.writes)))
             self._current = snap
-            self._publish(tx.signals, snap.version)  # under the lock: commit order
-            return snap
+            if changes is not None:
+                ticket = pipeline.enqueue(snap, changes)  # in commit order
+        held, tx.held = tx.held, None
+        if held is not None:  # an exclusive transaction's hold ends with its commit
+            held.release()
+        if ticket:
+            pipeline.drain(ticket)
+        return snap
 
-    def _publish(self, signals: Mapping[Path, Any], version: int) -> None:
-        """Publish a landed commit's signals; a failing hub is logged, never raised (spec/08).
-
-        A ``BaseException`` that is not an ``Exception`` (``KeyboardInterrupt``) is re-raised
-        once every signal of the commit was published: the commit stands.
-        """
-        interrupt: BaseException | None = None
-        for path, value in signals.items():
-            try:
-                self.hub.publish(Signal(format_path(path), wrap(value, path, None), version))
-            except Exception:
-                log.warning(
-                    "publishing signal %r of version %d failed",
-                    format_path(path),
-                    version,
-                    exc_info=True,
-                )
-            except BaseException as exc:
-                interrupt = interrupt or exc
-        if interrupt is not None:
-            raise interrupt
+    def _watch(self, has_before: bool, after: frozenset[str]) -> None:
+        self._has_before = has_before
 
     def close(self) -> None:
         """Refuse every later commit and ``begin`` (spec/11); waits for a commit in progress."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from theus.contracts import Contract, Semantic
 from theus.errors import ContextError, ContractViolationError
 from theus.local import Local
+from theus.outbox import OutboxBuffer
 from theus.paths import Path, format_path, parse_path
 from theus.update import Update
 from theus.zones import Zone
@@ -70,6 +71,9 @@ class Transaction:
         self.reads: set[Path] = set()
         self.writes: set[Path] = set()
         self.signals: dict[Path, Any] = {}
+        # lists only appended to, by path: their length in the base (spec/15 "append" changes)
+        self.appends: dict[Path, int] = {}
+        self.outbox = OutboxBuffer()
         self.wrote = False
         self.open = True
         # Every operation of the views is atomic (spec/04, views and threads): it runs under
@@ -351,7 +355,7 @@ class Transaction:
             self._no_meta(path, get_in(self.root, path), "replace")
             self._no_meta(path, frozen, "set")
         self.root = set_in(self.root, path, frozen)
-        self.writes.add(path)
+        self._wrote_at(path)
 
     def write_key(self, parent: Path, key: str, value: Any) -> None:
         """``view.key = value`` on the map at ``parent``."""
@@ -409,7 +413,7 @@ class Transaction:
             else:
                 self._no_meta(path, get_in(self.root, path), "delete")
         self.root = delete_in(self.root, path)
-        self.writes.add(path if written is None else written)
+        self._wrote_at(path if written is None else written)
         self.wrote = True
 
     def set_item(self, path: Path, index: int, value: Any) -> None:
@@ -504,9 +508,23 @@ class Transaction:
                 result = thaw(current.items[args[0]])
         self._list_change(path, current, new, start)
         self.root = set_in(self.root, path, new)
-        self.writes.add(path)
+        if op not in ("append", "extend"):
+            self._wrote_at(path)
+        else:  # still "only appended to" if nothing at or below ``path`` was written before
+            if path not in self.appends and not any(w[: len(path)] == path for w in self.writes):
+                self.appends[path] = len(current)
+            self.writes.add(path)
         self.wrote = True
         return result
+
+    def _wrote_at(self, path: Path) -> None:
+        """Record a write of ``path`` that is not an append: lists at or above it are no longer
+        only appended to."""
+        self.writes.add(path)
+        appends = self.appends
+        if appends:
+            for p in [p for p in appends if path[: len(p)] == p]:
+                del appends[p]
 
     def _shifted(
         self, path: Path, op: str, args: tuple[Any, ...], items: list[Any], zone: Zone
@@ -662,6 +680,13 @@ class Context:
     def version(self) -> int:
         """The base version of this transaction."""
         return int(_ctx_state(self)[0].version)
+
+    @property
+    def outbox(self) -> OutboxBuffer:
+        """This attempt's outbox: ``ctx.outbox.add(topic, payload)`` (spec/15)."""
+        tx = _ctx_state(self)[0]
+        tx._alive()
+        return tx.outbox  # type: ignore[no-any-return]
 
     def __setattr__(self, name: str, value: Any) -> None:
         name = "global" if name == "global_" else name

@@ -114,7 +114,7 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
                 ),
             });
         }
-        if self.writes.is_empty() && self.signals.is_empty() {
+        if !self.has_changes() {
             return Ok(Committed {
                 snapshot: latest,
                 new_version: false,
@@ -174,7 +174,7 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
 }
 
 /// The written paths without those below another written path.
-fn minimal(writes: &[Path]) -> Arc<[Path]> {
+pub(crate) fn minimal(writes: &[Path]) -> Arc<[Path]> {
     match writes {
         [] => Arc::from(Vec::new()),
         [one] => Arc::from(vec![one.clone()]),

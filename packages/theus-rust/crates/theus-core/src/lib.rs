@@ -38,6 +38,7 @@
 
 #![warn(missing_docs)]
 
+mod changes;
 mod commit;
 mod contract;
 mod error;
@@ -55,6 +56,7 @@ mod value;
 mod write;
 mod zone;
 
+pub use changes::Change;
 pub use commit::Committed;
 pub use contract::{Contract, Cursor, Semantic};
 pub use error::{Error, Result};

@@ -97,6 +97,12 @@ impl<L: Clone + Send + Sync + 'static> Store<L> {
     /// Errors: [`Error::Type`] for a namespace that is not a map; [`Error::Context`] for an
     /// invalid key anywhere in the tree (spec `01`).
     pub fn new(root: PMap<L>) -> Result<Store<L>> {
+        Store::with_version(root, 0)
+    }
+
+    /// A store whose first version is `version` holding `root` (restoring from a checkpoint,
+    /// spec `15`); otherwise as [`Store::new`].
+    pub fn with_version(root: PMap<L>, version: u64) -> Result<Store<L>> {
         let mut root = root;
         for (name, value) in root.iter() {
             if let Some(why) = segment_error(name) {
@@ -120,7 +126,7 @@ impl<L: Clone + Send + Sync + 'static> Store<L> {
                 root.insert(name.into(), Value::empty_map());
             }
         }
-        let snapshot = Snapshot::new(0, root, Vec::new());
+        let snapshot = Snapshot::new(version, root, Vec::new());
         Ok(Store(Arc::new(Shared {
             current: ArcSwap::from_pointee(snapshot),
             commits: Arc::new(Mutex::new(History {

@@ -30,6 +30,11 @@ pub struct Transaction<L: Clone> {
     pub(crate) reads: Vec<Read>,
     pub(crate) writes: Vec<Path>,
     pub(crate) signals: Vec<(Path, L)>,
+    /// Lists only appended to, with their length before the first append (spec `15`).
+    pub(crate) appends: Vec<(Path, usize)>,
+    /// The transaction carries something besides writes (outbox messages): it commits a new
+    /// version even if it wrote nothing.
+    pub(crate) carries: bool,
     pub(crate) wrote: bool,
     pub(crate) generation: u64,
 }
@@ -120,9 +125,22 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
             reads: Vec::new(),
             writes: Vec::new(),
             signals: Vec::new(),
+            appends: Vec::new(),
+            carries: false,
             wrote: false,
             generation: 0,
         }
+    }
+
+    /// Mark the transaction as carrying something besides its writes (outbox messages), so
+    /// that its commit makes a new version even if it wrote nothing (spec `15`).
+    pub fn carry(&mut self) {
+        self.carries = true;
+    }
+
+    /// Whether the commit has anything to land: a write, a signal, or something carried.
+    pub fn has_changes(&self) -> bool {
+        !self.writes.is_empty() || !self.signals.is_empty() || self.carries
     }
 
     /// The base snapshot.

@@ -355,12 +355,18 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
         let Value::List(old) = self.target(path)? else {
             return Err(not_a_container(path, op.verb(), "a list"));
         };
+        let appending = matches!(op, Op::Append | Op::Extend);
+        let len = old.len();
         if self.pure_data(path) {
             let old = old.clone();
             let mut new = old.clone();
             mutate(&mut new);
             self.list_change(path, &old, &new, start.unwrap_or(old.len()))?;
-            self.replace(path, Value::List(new));
+            self.place(path, Value::List(new));
+            match appending {
+                true => self.record_append(path.clone(), len),
+                false => self.record_write(path.clone()),
+            }
             return Ok(());
         }
         let key = path.last().expect("checked: not the root");
@@ -372,7 +378,10 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
             Some(Value::List(l)) => mutate(l),
             _ => unreachable!("checked above"),
         }
-        self.record_write(path.clone());
+        match appending {
+            true => self.record_append(path.clone(), len),
+            false => self.record_write(path.clone()),
+        }
         Ok(())
     }
 
@@ -425,6 +434,12 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
 
     /// Replace the value at an existing, checked `path`.
     fn replace(&mut self, path: &Path, value: Value<L>) {
+        self.place(path, value);
+        self.record_write(path.clone());
+    }
+
+    /// Put `value` at an existing, checked `path` without recording the write.
+    fn place(&mut self, path: &Path, value: Value<L>) {
         let key = path.last().expect("checked: not the root");
         match tree::parent_mut(&mut self.draft, path.segments()) {
             ContainerMut::Map(m) => {
@@ -434,7 +449,6 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
                 l.set(parse_index(key).expect("checked"), value);
             }
         }
-        self.record_write(path.clone());
     }
 
     fn put_signal(&mut self, path: &Path, value: L) {
@@ -446,6 +460,23 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
     }
 
     fn record_write(&mut self, path: Path) {
+        if !self.appends.is_empty() {
+            // lists at or above `path` are no longer only appended to
+            self.appends.retain(|(p, _)| !path.starts_with(p));
+        }
+        self.writes.push(path);
+        self.wrote = true;
+        self.generation += 1;
+    }
+
+    /// Record an append to the list at `path`, `start` items long before it: still "only
+    /// appended to" (spec `15`) if nothing at or below `path` was written before.
+    fn record_append(&mut self, path: Path, start: usize) {
+        if !self.appends.iter().any(|(p, _)| *p == path)
+            && !self.writes.iter().any(|w| w.starts_with(&path))
+        {
+            self.appends.push((path.clone(), start));
+        }
         self.writes.push(path);
         self.wrote = true;
         self.generation += 1;

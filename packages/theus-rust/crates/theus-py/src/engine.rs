@@ -13,6 +13,7 @@ use theus_core::{Contract, Error, PMap, Path, Semantic, Store, Zone};
 use crate::convert::freeze;
 use crate::errors::{conflict_error, context_error, invalid_contract, to_py, Shape};
 use crate::hub::Hub;
+use crate::pipeline::{Hooks, Watcher};
 use crate::snapshot::Snapshot;
 use crate::tx::{lock_commits, Tx};
 use crate::{api, Leaf};
@@ -26,7 +27,6 @@ pub struct Engine {
     pub(crate) store: Store<Leaf>,
     pub(crate) strict_guards: bool,
     pub(crate) strict_cas: bool,
-    pub(crate) hub: Py<PyAny>,
     /// `hub` when it is the native [`Hub`]: commits publish their signals through it natively.
     pub(crate) native_hub: Option<Py<Hub>>,
     /// The Python object of the current snapshot once handed out (pointer of the core
@@ -36,6 +36,11 @@ pub struct Engine {
     /// runs while this lock is held: objects are made before and dropped after.
     cache: Mutex<Option<(usize, u64, Py<Snapshot>)>>,
     rng: AtomicU64,
+    /// The engine's `theus.pipeline.CommitPipeline` and what it needs (spec `15`).
+    pub(crate) pipeline: Py<PyAny>,
+    pub(crate) hooks: Arc<Hooks>,
+    /// Tickets of commits handed to the pipeline; only changed under the commit lock.
+    pub(crate) tickets: AtomicU64,
 }
 
 /// A process compiled for one engine (`compile` returns it; `begin`/`execute` take it back).
@@ -45,7 +50,15 @@ pub struct Handle {
     spec: Py<PyAny>,
     func: Py<PyAny>,
     name: String,
+    name_py: Py<PyAny>,
     retries: u64,
+}
+
+impl Handle {
+    /// The process name as a Python string (for `Changes.process`).
+    pub(crate) fn name_obj(&self, py: Python<'_>) -> Py<PyAny> {
+        self.name_py.clone_ref(py)
+    }
 }
 
 impl Engine {
@@ -177,20 +190,39 @@ impl Engine {
             let value = freeze(py, &value, &path, Zone::Data, None)?;
             root.insert(name.into(), value);
         }
-        let store = Store::new(root).map_err(|e| to_py(py, e, Shape::ContextError))?;
+        let version: u64 = options.getattr("version")?.extract()?;
+        let store =
+            Store::with_version(root, version).map_err(|e| to_py(py, e, Shape::ContextError))?;
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64)
             ^ (Arc::as_ptr(&store.current()) as u64);
         let hub = options.getattr("hub")?;
+        let native_hub = hub.cast::<Hub>().ok().map(|h| h.clone().unbind());
+        let pipeline = options.getattr("pipeline")?;
+        let hooks = Arc::new(Hooks::default());
+        // With the native hub, signals are published natively (the pipeline's signal stage is
+        // not called); with another hub the stage publishes them.
+        let native: &[&str] = if native_hub.is_some() { &["signals"] } else { &[] };
+        pipeline.call_method1(
+            "watch",
+            (
+                Watcher {
+                    hooks: Arc::clone(&hooks),
+                },
+                pyo3::types::PyFrozenSet::new(py, native)?,
+            ),
+        )?;
         Ok(Engine {
             store,
             strict_guards: options.getattr("strict_guards")?.extract()?,
             strict_cas: options.getattr("strict_cas")?.extract()?,
-            hub: hub.clone().unbind(),
-            native_hub: hub.cast::<Hub>().ok().map(|h| h.clone().unbind()),
+            native_hub,
             cache: Mutex::new(None),
             rng: AtomicU64::new(seed),
+            pipeline: pipeline.unbind(),
+            hooks,
+            tickets: AtomicU64::new(0),
         })
     }
 
@@ -228,6 +260,7 @@ impl Engine {
             contract: Arc::new(contract),
             spec: spec.clone().unbind(),
             func: spec.getattr("func")?.unbind(),
+            name_py: PyString::new(py, &name).into_any().unbind(),
             name,
             retries,
         })
@@ -242,8 +275,8 @@ impl Engine {
         exclusive: bool,
     ) -> PyResult<Py<Tx>> {
         slf.get().check_open(slf.py())?;
-        let contract = handle.map(|h| Arc::clone(&h.get().contract));
-        Tx::begin(slf.py(), slf, contract, exclusive)
+        let process = handle.map(|h| (Arc::clone(&h.get().contract), h.get().name_obj(slf.py())));
+        Tx::begin(slf.py(), slf, process, exclusive)
     }
 
     /// Run a sync process end to end, exactly like `theus._runner.run_sync`: attempt, map the
@@ -261,7 +294,8 @@ impl Engine {
         loop {
             slf.get().check_open(py)?;
             let exclusive = attempts > 0 && attempts == h.retries;
-            let tx = Tx::begin(py, slf, Some(Arc::clone(&h.contract)), exclusive)?;
+            let process = (Arc::clone(&h.contract), h.name_obj(py));
+            let tx = Tx::begin(py, slf, Some(process), exclusive)?;
             let outcome = attempt(py, &tx, h, kwargs);
             tx.get().close_inner(py);
             match outcome? {

@@ -12,8 +12,9 @@
 //! Lock rules: the commit lock knows its owning thread, so a signal handler or destructor that
 //! re-enters a commit of its own thread gets `NestedExecutionError` instead of a hang; what a
 //! commit replaced is freed only after the lock is released; no Python object is made or dropped
-//! while the snapshot cache's mutex is held. The only Python code run under the commit lock is
-//! signal publication on the hub (commit order), whose failures are logged, never raised.
+//! while the snapshot cache's mutex is held. No Python code runs under the commit lock: signals
+//! go to the native hub natively; the commit pipeline's Python hooks (spec `15`) run before the
+//! lock is taken and after it is released (a ticket reserved under the lock keeps their order).
 
 use std::sync::Arc;
 
@@ -25,6 +26,7 @@ mod convert;
 mod engine;
 mod errors;
 mod hub;
+mod pipeline;
 mod snapshot;
 mod tx;
 mod views;
@@ -72,6 +74,9 @@ pub(crate) struct Api {
     pub signal: Py<PyAny>,
     pub local: Py<PyAny>,
     pub apply_return: Py<PyAny>,
+    pub change: Py<PyAny>,
+    pub changes: Py<PyAny>,
+    pub outbox_buffer: Py<PyAny>,
     pub sorted: Py<PyAny>,
     pub frozenset: Py<PyAny>,
     /// `logging.getLogger("theus")`: failures after a commit landed are reported here.
@@ -106,6 +111,9 @@ fn load_api(py: Python<'_>) -> PyResult<Api> {
             .import("theus._runner")?
             .getattr("apply_return")?
             .unbind(),
+        change: py.import("theus.pipeline")?.getattr("Change")?.unbind(),
+        changes: py.import("theus.pipeline")?.getattr("Changes")?.unbind(),
+        outbox_buffer: py.import("theus.outbox")?.getattr("OutboxBuffer")?.unbind(),
         sorted: builtins.getattr("sorted")?.unbind(),
         frozenset: builtins.getattr("frozenset")?.unbind(),
         logger: py
@@ -130,6 +138,7 @@ fn _native(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Handle>()?;
     m.add_class::<hub::Hub>()?;
     m.add_class::<hub::Receiver>()?;
+    m.add_class::<pipeline::Watcher>()?;
     m.add_class::<snapshot::Snapshot>()?;
     m.add_class::<tx::Tx>()?;
     m.add_class::<tx::Ctx>()?;

@@ -14,6 +14,7 @@ use theus_core::{CommitGuard, Error, Lookup, Path, Store, Transaction, Value, Wr
 use crate::convert::freeze;
 use crate::engine::Engine;
 use crate::errors::{context_error, ended, invalid_path, to_py, Shape};
+use crate::pipeline::{build_changes, hand_over};
 use crate::snapshot::{parse_path, Snapshot};
 use crate::views::{guarded_view, is_own_view, set_path};
 use crate::{api, Leaf};
@@ -44,6 +45,10 @@ pub(crate) struct TxState {
     guard: Option<CommitGuard<Leaf>>,
     engine: Py<Engine>,
     ctx: Option<Py<Ctx>>,
+    /// The process name (`None` for a host transaction), for `Changes.process`.
+    process: Option<Py<PyAny>>,
+    /// The attempt's `theus.outbox.OutboxBuffer`, made on first use (spec `15`).
+    outbox: Option<Py<PyAny>>,
     wrote: bool,
     open: bool,
 }
@@ -126,7 +131,7 @@ pub(crate) fn lock_commits(py: Python<'_>, store: &Store<Leaf>) -> PyResult<Comm
 
 /// Report a failure that happened after a commit landed (it must not make the call raise):
 /// a warning on the `theus` logger, with the exception.
-fn log_after_commit(py: Python<'_>, what: String, err: &PyErr) {
+pub(crate) fn log_after_commit(py: Python<'_>, what: String, err: &PyErr) {
     let logged = (|| -> PyResult<()> {
         let kwargs = PyDict::new(py);
         kwargs.set_item(intern!(py, "exc_info"), err.value(py))?;
@@ -162,7 +167,7 @@ impl Tx {
     pub(crate) fn begin(
         py: Python<'_>,
         engine: &Bound<'_, Engine>,
-        contract: Option<Arc<theus_core::Contract>>,
+        process: Option<(Arc<theus_core::Contract>, Py<PyAny>)>,
         exclusive: bool,
     ) -> PyResult<Py<Tx>> {
         let e = engine.get();
@@ -170,11 +175,11 @@ impl Tx {
             true => Some(lock_commits(py, &e.store)?),
             false => None,
         };
-        let process = contract.is_some();
-        let txn = match contract {
-            Some(c) => e.store.begin(c, e.strict_guards),
-            None => e.store.begin_host(),
+        let (txn, name) = match process {
+            Some((c, name)) => (e.store.begin(c, e.strict_guards), Some(name)),
+            None => (e.store.begin_host(), None),
         };
+        let process = name.is_some();
         let version = txn.version();
         let tx = Py::new(
             py,
@@ -184,6 +189,8 @@ impl Tx {
                     guard,
                     engine: engine.clone().unbind(),
                     ctx: None,
+                    process: name,
+                    outbox: None,
                     wrote: false,
                     open: true,
                 }),
@@ -219,40 +226,77 @@ impl Tx {
         self.open.load(Ordering::Acquire)
     }
 
-    /// Commit (spec `05`): take the commit lock (unless held since an exclusive begin), check
+    /// Commit (spec `05`) through the engine's pipeline (spec `15`): build `changes` if a
+    /// hook needs them and run the `before_commit` hooks (no lock held; a hook that raises
+    /// rejects the commit); take the commit lock (unless held since an exclusive begin), check
     /// conflicts and rebase (detached from the interpreter when large), install, publish the
-    /// signals on the engine's hub under the lock, in commit order. Then release the lock and
-    /// only then free what the commit replaced (destructors may run from there on).
+    /// signals on a native hub, reserve the commit's pipeline ticket. Then release the lock,
+    /// free what the commit replaced, and hand the commit to the `after_commit` hooks.
     ///
-    /// Once the commit landed nothing makes this raise (spec `08`): a signal the hub fails to
-    /// take is logged on the `theus` logger and the next one is published. Only an interrupt
-    /// (a `BaseException` that is not an `Exception`, e.g. `KeyboardInterrupt`) raised while
-    /// publishing is re-raised, after every signal was published and the lock released.
+    /// Once the commit landed nothing makes this raise (spec `08`, `15`): failures are logged
+    /// on the `theus` logger. Only an interrupt (a `BaseException` that is not an `Exception`,
+    /// e.g. `KeyboardInterrupt`) is re-raised, after the publication and the hooks ran.
     pub(crate) fn commit_inner(
         slf: &Bound<'_, Tx>,
         strict: bool,
     ) -> PyResult<Arc<theus_core::Snapshot<Leaf>>> {
         let py = slf.py();
-        let mut me = slf.get().lock(py)?;
-        if !me.open {
-            return Err(ended(py));
-        }
-        if me.txn.is_none() {
-            return Err(context_error(
-                py,
-                "this transaction has already been committed".into(),
-            ));
-        }
-        let engine_py = me.engine.clone_ref(py);
+        let (engine_py, outbox) = {
+            let me = slf.get().lock(py)?;
+            Tx::committable(py, &me)?;
+            (
+                me.engine.clone_ref(py),
+                me.outbox.as_ref().map(|o| o.clone_ref(py)),
+            )
+        };
         let engine = engine_py.get();
+        // The outbox messages (a Python call: no lock held).
+        let outbox = match outbox {
+            Some(buffer) => {
+                let messages = buffer.bind(py).getattr(intern!(py, "messages"))?;
+                (messages.len()? > 0).then(|| messages.unbind())
+            }
+            None => None,
+        };
+        let has_before = engine.hooks.has_before();
+        let (changes, wants) = {
+            let me = slf.get().lock(py)?;
+            Tx::committable(py, &me)?;
+            let txn = me.txn.as_ref().expect("checked");
+            let landing = txn.has_changes() || outbox.is_some();
+            let wants =
+                landing && engine.hooks.wants(!txn.signals().is_empty(), outbox.is_some());
+            let changes = if landing && (has_before || wants) {
+                let base = engine.snapshot_object(py, Arc::clone(txn.base()))?;
+                let process = me.process.as_ref();
+                Some(build_changes(py, txn, process, base.into_any(), outbox.as_ref())?)
+            } else {
+                None
+            };
+            (changes, wants)
+        };
+        if has_before {
+            if let Some(changes) = changes.as_ref() {
+                // user code (validators): no lock of ours is held
+                engine
+                    .pipeline
+                    .bind(py)
+                    .call_method1(intern!(py, "before_commit"), (changes,))?;
+            }
+        }
+        let mut me = slf.get().lock(py)?;
+        Tx::committable(py, &me)?;
         let strict = strict || engine.strict_cas;
         let mut own = match me.guard {
             Some(_) => None,
             None => Some(lock_commits(py, &engine.store)?),
         };
-        let Some(txn) = me.txn.take() else {
+        let Some(mut txn) = me.txn.take() else {
             unreachable!("checked above");
         };
+        if outbox.is_some() {
+            txn.carry();
+        }
         me.wrote = txn.wrote();
         let guard: &mut CommitGuard<Leaf> = match (me.guard.as_mut(), own.as_mut()) {
             (Some(held), _) => held,
@@ -268,11 +312,12 @@ impl Tx {
         };
         let committed = result.map_err(|e| to_py(py, e, Shape::ContextError))?;
         let mut interrupt = None;
-        // H4: a native hub takes the signals without any Python call (see `Hub::publish_signals`;
+        // A native hub takes the signals without any Python code (see `Hub::publish_signals`;
         // a full `block` receiver makes it wait, GIL released; after an interrupt it publishes
-        // the other signals, then returns the interrupt).
-        let native = match engine.native_hub.as_ref() {
-            Some(hub) if committed.is_new_version() && !committed.signals().is_empty() => {
+        // the other signals, then returns the interrupt). Another hub is the pipeline's
+        // signal stage's business.
+        if let Some(hub) = engine.native_hub.as_ref() {
+            if committed.is_new_version() && !committed.signals().is_empty() {
                 let version = committed.snapshot().version();
                 match hub.get().publish_signals(py, committed.signals(), version) {
                     Ok(_) => {}
@@ -286,43 +331,61 @@ impl Tx {
                     ),
                     Err(err) => interrupt = Some(err),
                 }
-                true
-            }
-            Some(_) => true,
-            None => false,
-        };
-        if !native && committed.is_new_version() && !committed.signals().is_empty() {
-            let version = committed.snapshot().version();
-            let signal = api(py).signal.bind(py);
-            let hub = engine.hub.bind(py);
-            for (path, value) in committed.signals() {
-                let published = signal
-                    .call1((path.to_string(), value.bind(py), version))
-                    .and_then(|message| hub.call_method1(intern!(py, "publish"), (message,)));
-                match published {
-                    Ok(_) => {}
-                    Err(err) if err.is_instance_of::<PyException>(py) => log_after_commit(
-                        py,
-                        format!(
-                            "version {version} was committed, but its signal '{path}' could \
-                             not be published: {err}"
-                        ),
-                        &err,
-                    ),
-                    Err(err) => {
-                        interrupt.get_or_insert(err);
-                    }
-                }
             }
         }
+        // The pipeline ticket is reserved here, in commit order; handed over after the lock.
+        let ticket = match (&changes, wants && committed.is_new_version()) {
+            (Some(_), true) => Some(engine.tickets.fetch_add(1, Ordering::AcqRel) + 1),
+            _ => None,
+        };
         let snapshot = committed.into_snapshot();
+        let held = me.guard.take(); // an exclusive transaction's hold ends with its commit
         drop(me);
         drop(own); // releases the lock, then frees what the commit replaced
+        drop(held);
         engine.forget_older(snapshot.version());
+        if let (Some(ticket), Some(changes)) = (ticket, changes) {
+            let object = engine
+                .snapshot_object(py, Arc::clone(&snapshot))
+                .map(Py::into_any);
+            if let Err(err) = hand_over(py, engine.pipeline.bind(py), ticket, object, changes) {
+                interrupt.get_or_insert(err);
+            }
+        }
         match interrupt {
             Some(err) => Err(err),
             None => Ok(snapshot),
         }
+    }
+
+    /// `ContextError` unless the transaction is open and not yet committed.
+    fn committable(py: Python<'_>, me: &TxLock<'_>) -> PyResult<()> {
+        if !me.open {
+            return Err(ended(py));
+        }
+        if me.txn.is_none() {
+            return Err(context_error(
+                py,
+                "this transaction has already been committed".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The attempt's outbox buffer (made on first use).
+    pub(crate) fn outbox_of(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        {
+            let me = self.lock(py)?;
+            if !me.open {
+                return Err(ended(py));
+            }
+            if let Some(outbox) = me.outbox.as_ref() {
+                return Ok(outbox.clone_ref(py));
+            }
+        }
+        let fresh = api(py).outbox_buffer.bind(py).call0()?.unbind(); // no lock held
+        let mut me = self.lock(py)?;
+        Ok(me.outbox.get_or_insert(fresh).clone_ref(py))
     }
 
     /// End the transaction: drop the draft, release an exclusive lock, break the ctx cycle.
@@ -338,10 +401,12 @@ impl Tx {
         let guard = me.guard.take();
         let txn = me.txn.take();
         let ctx = me.ctx.take();
+        let outbox = me.outbox.take();
         drop(me);
         drop(guard);
         drop(txn);
         drop(ctx);
+        drop(outbox);
     }
 
     fn apply_set(
@@ -411,6 +476,12 @@ impl Tx {
     #[getter]
     fn version(&self) -> u64 {
         self.version
+    }
+
+    /// The attempt's outbox (spec `15`): `tx.outbox.add(topic, payload)`.
+    #[getter]
+    fn outbox(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.outbox_of(py)
     }
 
     /// Whether something was written in place during this attempt (spec `06`, rule 2).
@@ -575,6 +646,12 @@ impl Ctx {
     #[getter]
     fn version(&self) -> u64 {
         self.version
+    }
+
+    /// This attempt's outbox: `ctx.outbox.add(topic, payload)` (spec `15`).
+    #[getter]
+    fn outbox(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.tx.get().outbox_of(py)
     }
 
     fn __getitem__(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {

@@ -58,7 +58,7 @@ class Root(BaseModel):
 
 def _context() -> dict[str, Any]:
     return {
-        "domain": {"count": 0, "total": 0, "tags": ["a"], "events": ["e0"]},
+        "domain": {"count": 0, "total": 0, "tags": ["a"], "events": ["e0"], "by_key": {}},
         "global": {"mode": "a"},
     }
 
@@ -196,7 +196,7 @@ def _tx(engine, **kw):
         {"domain.tags": ["x", "y"]},
         {"domain.undeclared": object()},  # extra='ignore' (the default)
         {"domain.heavy_blob": object()},
-        {"domain": {"count": 1, "total": 2, "tags": []}},
+        {"domain": {"count": 1, "total": 2, "tags": [], "events": ["e0"]}},
     ],
 )
 def test_valid_writes_commit(shielded, data):
@@ -245,14 +245,14 @@ def test_list_item_writes_and_appends(shielded):
         ctx.domain.tags[0] = value
 
     @process(inputs=["domain.tags"], outputs=["domain.tags"])
-    def append(ctx, *values):
+    def append(ctx, values):
         for v in values:
             ctx.domain.tags.append(v)
 
     shielded.execute(set_item, value="b")
-    shielded.execute(append, "c")
+    shielded.execute(append, values=["c"])
     assert list(shielded.state.domain.tags) == ["b", "c"]
-    for run in (lambda: shielded.execute(set_item, value=5), lambda: shielded.execute(append, 3)):
+    for run in (lambda: shielded.execute(set_item, value=5), lambda: shielded.execute(append, values=[3])):
         watch = Watch(shielded)
         with pytest.raises(SchemaViolationError) as info:
             run()
@@ -261,7 +261,7 @@ def test_list_item_writes_and_appends(shielded):
         watch.nothing_happened()
     watch = Watch(shielded)
     with pytest.raises(SchemaViolationError) as info:
-        shielded.execute(append, "ok", 7)
+        shielded.execute(append, values=["ok", 7])
     assert str(info.value).startswith("schema: an appended item of 'domain.tags' expects str")
     watch.nothing_happened()
     with shielded.transaction() as tx:
@@ -380,13 +380,18 @@ def test_mutable_lifts_an_enclosing_override(make_engine):
         qty: Annotated[int, Mutable] = 0
 
     class Ns(BaseModel):
-        items: Annotated[list[Item], AppendOnly] = Field(default_factory=list)
+        entries: Annotated[list[Item], AppendOnly] = Field(default_factory=list)
 
-    engine = make_engine({"domain": {"items": [{"sku": "a"}]}}, schema={"domain": Ns})
-    _tx(engine, data={"domain.items.0.qty": 3})
+    engine = make_engine({"domain": {"entries": [{"sku": "a"}]}}, schema={"domain": Ns})
+    _tx(engine, data={"domain.entries.0.qty": 3})
     with pytest.raises(SchemaViolationError):
-        _tx(engine, data={"domain.items.0.sku": "b"})
-    assert engine.state.domain.items[0].to_dict() == {"sku": "a", "qty": 3}
+        _tx(engine, data={"domain.entries.0.sku": "b"})
+    with pytest.raises(SchemaViolationError):
+        _tx(engine, data={"domain.entries.0": {"sku": "a", "qty": 4}})
+    with engine.transaction() as tx:
+        tx.append("domain.entries", {"sku": "b"})
+    assert engine.state.domain.entries[0].to_dict() == {"sku": "a", "qty": 3}
+    assert engine.state.version == 2
 
 
 @pytest.mark.parametrize(

@@ -446,14 +446,19 @@ class SchemaStage(Stage):
         """Validate every change of the commit; raise :class:`SchemaViolationError` on the
         first that breaks the schema."""
         cache = self._cache
-        for change in changes:
-            target = cache.get(change.path) or self._target(change.path)
+        # the tuple itself when available: Changes.__iter__ is a Python-level call
+        items = getattr(changes, "_items", changes)
+        for change in items:
+            kind, path, value = change
+            target = cache.get(path)
+            if target is None:
+                target = self._target(path)
             fast = target.fast
-            if fast is not None and change.kind == "set":  # a scalar field, no rule: one call
+            if fast is not None and kind == "set":  # a scalar field, no rule: one call
                 try:
-                    fast(change.value, strict=True)
+                    fast(value, strict=True)
                 except self._validation_error:
-                    pass
+                    pass  # the full check below raises with the message
                 else:
                     continue
             self._check(change, target, changes.base)

@@ -252,7 +252,10 @@ def test_list_item_writes_and_appends(shielded):
     shielded.execute(set_item, value="b")
     shielded.execute(append, values=["c"])
     assert list(shielded.state.domain.tags) == ["b", "c"]
-    for run in (lambda: shielded.execute(set_item, value=5), lambda: shielded.execute(append, values=[3])):
+    for run in (
+        lambda: shielded.execute(set_item, value=5),
+        lambda: shielded.execute(append, values=[3]),
+    ):
         watch = Watch(shielded)
         with pytest.raises(SchemaViolationError) as info:
             run()

@@ -131,9 +131,25 @@ def _cas(engine, value):
     engine.compare_and_swap(engine.state.version, data={"domain.count": value})
 
 
+@process(inputs=["domain"], outputs=["domain"])
+async def write_async(ctx, value):
+    RUNS.append(1)
+    await asyncio.sleep(0)
+    ctx.domain.count = value
+    ctx.domain.sig_done = 1
+    ctx.outbox.add("t", "m")
+
+
 def _async(engine, value):
     async def scenario():
         return await engine.aexecute(write_in_place, value=value)
+
+    run_with_timeout(lambda: asyncio.run(scenario()))
+
+
+def _async_def(engine, value):
+    async def scenario():
+        return await engine.aexecute(write_async, value=value)
 
     run_with_timeout(lambda: asyncio.run(scenario()))
 
@@ -145,13 +161,14 @@ PATHS = {
     "transaction": _host,
     "cas": _cas,
     "async": _async,
+    "async-def": _async_def,
 }
 
 
 @pytest.mark.parametrize("path", sorted(PATHS))
 @pytest.mark.parametrize("bad", ["x", "1", 1.5, True, None, [1]])
 def test_every_commit_path_rejects_and_nothing_lands(shielded, backend_info, path, bad):
-    if path == "async" and "async" not in backend_info.capabilities:
+    if path.startswith("async") and "async" not in backend_info.capabilities:
         pytest.skip("backend without async")
     watch = Watch(shielded)
     RUNS.clear()
@@ -169,7 +186,7 @@ def test_every_commit_path_rejects_and_nothing_lands(shielded, backend_info, pat
 
 @pytest.mark.parametrize("path", sorted(PATHS))
 def test_every_commit_path_accepts_a_valid_partial_write(shielded, backend_info, path):
-    if path == "async" and "async" not in backend_info.capabilities:
+    if path.startswith("async") and "async" not in backend_info.capabilities:
         pytest.skip("backend without async")
     watch = Watch(shielded)
     PATHS[path](shielded, 7)

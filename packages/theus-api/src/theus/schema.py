@@ -446,8 +446,10 @@ class SchemaStage(Stage):
         """Validate every change of the commit; raise :class:`SchemaViolationError` on the
         first that breaks the schema."""
         cache = self._cache
-        # the tuple itself when available: Changes.__iter__ is a Python-level call
-        items = getattr(changes, "_items", changes)
+        try:  # the tuple itself: Changes.__iter__ is a Python-level call
+            items: Sequence[Change] = changes._items
+        except AttributeError:  # another Sequence of Change
+            items = changes
         for change in items:
             kind, path, value = change
             target = cache.get(path)

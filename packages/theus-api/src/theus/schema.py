@@ -390,6 +390,8 @@ class SchemaStage(Stage):
         self._root = _root_of(schema, compiler)
         compiler.finish()
         self._cache: dict[Path, _Target] = {}
+        # the paths whose set needs one validator call and nothing else (a subset of _cache)
+        self._fast: dict[Path, Any] = {}
         self._validation_error: type[Exception] = compiler.pydantic.ValidationError
 
     # -- resolution --------------------------------------------------------------------------
@@ -399,7 +401,10 @@ class SchemaStage(Stage):
             target = self._walk(path)
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
+                self._fast.clear()
             self._cache[path] = target
+            if target.fast is not None:
+                self._fast[path] = target.fast
         return target
 
     def _walk(self, path: Path) -> _Target:
@@ -445,25 +450,21 @@ class SchemaStage(Stage):
     def before_commit(self, changes: Changes) -> None:
         """Validate every change of the commit; raise :class:`SchemaViolationError` on the
         first that breaks the schema."""
-        cache = self._cache
+        fast_of = self._fast
         try:  # the tuple itself: Changes.__iter__ is a Python-level call
             items: Sequence[Change] = changes._items
         except AttributeError:  # another Sequence of Change
             items = changes
         for change in items:
             kind, path, value = change
-            target = cache.get(path)
-            if target is None:
-                target = self._target(path)
-            fast = target.fast
+            fast = fast_of.get(path)
             if fast is not None and kind == "set":  # a scalar field, no rule: one call
                 try:
                     fast(value, strict=True)
+                    continue
                 except self._validation_error:
                     pass  # the full check below raises with the message
-                else:
-                    continue
-            self._check(change, target, changes.base)
+            self._check(change, self._target(path), changes.base)
 
     def _check(self, change: Change, target: _Target, base: Any) -> None:
         """The full check of one change."""

@@ -346,3 +346,13 @@ def test_markers_pickle_to_themselves() -> None:
     for marker in (AppendOnly, Immutable, Mutable):
         assert pickle.loads(pickle.dumps(marker)) is marker
         assert repr(marker) == marker.name
+
+
+def test_path_cache_is_bounded_and_stays_correct() -> None:
+    stage = SchemaStage(Root)
+    for i in range(5000):
+        check(stage, S(f"domain.by_key.k{i}", i))
+    assert len(stage._cache) <= 4096 and len(stage._fast) <= len(stage._cache)
+    assert bad(stage, S("domain.by_key.k1", "x")).path == "domain.by_key.k1"
+    check(stage, S("domain.count", 1))
+    assert bad(stage, S("domain.count", "1")).expected == "int"  # the fast path still refuses

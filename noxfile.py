@@ -47,6 +47,8 @@ MYPY_EXCLUDE = "theus_conformance/tests/"
 BASE_PYTHON = "3.11"
 # Pinned so that `ruff format --check` gives the same answer on every machine.
 LINT_REQUIREMENTS = ["ruff==0.17.6", "mypy==2.4.1"]
+# The Type Shield (spec/16) needs pydantic; its tests and benchmarks run wherever tests do.
+SCHEMA_REQUIREMENTS = ["pydantic>=2.5"]
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.error_on_external_run = True
@@ -198,7 +200,7 @@ def tests(session: nox.Session) -> None:
     """cargo test + clippy (base Python), unit tests of every package, then the conformance
     suite against every backend."""
     on_base = session.python == BASE_PYTHON
-    session.install(API, REFERENCE, CONFORMANCE, "pytest", "hypothesis")
+    session.install(API, REFERENCE, CONFORMANCE, "pytest", "hypothesis", *SCHEMA_REQUIREMENTS)
     with_rust = (on_base or os.environ.get("THEUS_NOX_RUST_ALL_PYTHONS") == "1") and (
         _rust_buildable(session)
     )
@@ -255,7 +257,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(name="conformance-reference", python=BASE_PYTHON)
 def conformance_reference(session: nox.Session) -> None:
     """The conformance suite against the pure-Python reference backend."""
-    session.install(API, REFERENCE, CONFORMANCE)
+    session.install(API, REFERENCE, CONFORMANCE, *SCHEMA_REQUIREMENTS)
     failures: list[str] = []
     _run_conformance(session, "reference", failures)
     _finish(session, failures)
@@ -268,7 +270,7 @@ def conformance_rust(session: nox.Session) -> None:
     if reason is not None:
         session.skip(f"no Rust backend to test: {reason}")
     # The reference backend too: the differential tests compare the Rust backend against it.
-    session.install(API, REFERENCE, CONFORMANCE)
+    session.install(API, REFERENCE, CONFORMANCE, *SCHEMA_REQUIREMENTS)
     _install_rust(session, profile="dev")
     failures: list[str] = []
     _run_conformance(session, "rust", failures)
@@ -279,7 +281,7 @@ def conformance_rust(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, mypy --strict on theus-api, the reference backend and
     the conformance package."""
-    session.install(*LINT_REQUIREMENTS, "pytest", "hypothesis")
+    session.install(*LINT_REQUIREMENTS, "pytest", "hypothesis", *SCHEMA_REQUIREMENTS)
     session.run("ruff", "check", *LINT_PATHS)
     session.run("ruff", "format", "--check", *LINT_PATHS)
     # Config in mypy.ini; --strict is repeated so the command line states the contract.
@@ -313,7 +315,7 @@ def bench(session: nox.Session) -> None:
     `nox -s bench -- --bench Execute`.
     """
     _install_runtime(session)
-    session.install("asv", "virtualenv")
+    session.install("asv", "virtualenv", *SCHEMA_REQUIREMENTS)
     session.chdir(ROOT / "asv_bench")
     commit = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, check=True, capture_output=True, text=True

@@ -35,6 +35,8 @@ from .errors import (
     SignalLagged,
     TheusError,
 )
+from .pipeline import Change, Changes, OutboxMessage, Stage
+from .schema import AppendOnly, Immutable, Mutable
 from .signals import Signal, SignalHub
 from .update import StateUpdate
 from .zones import Zone
@@ -42,6 +44,7 @@ from .zones import Zone
 __version__ = "0.1.0"
 
 __all__ = [
+    "AppendOnly",
     "AuditAbortError",
     "AuditBlockError",
     "AuditRecipeError",
@@ -50,13 +53,18 @@ __all__ = [
     "BackendInfo",
     "BackendLoadError",
     "BackendNotFoundError",
+    "Change",
+    "Changes",
     "ConflictError",
     "ContextError",
     "ContractViolationError",
     "DepthLimitError",
+    "Immutable",
     "InvalidContractError",
     "InvalidPathError",
+    "Mutable",
     "NestedExecutionError",
+    "OutboxMessage",
     "ProcessNotFoundError",
     "ProcessSpec",
     "SchemaViolationError",
@@ -65,6 +73,7 @@ __all__ = [
     "SignalEmpty",
     "SignalLagged",
     "SignalHub",
+    "Stage",
     "StateUpdate",
     "TheusEngine",
     "TheusError",

@@ -8,6 +8,7 @@ existing ``except`` clauses keep working.
 from __future__ import annotations
 
 import queue
+from typing import Any
 
 __all__ = [
     "BackendLoadError",
@@ -99,15 +100,30 @@ class SignalLagged(TheusError):
 class SchemaViolationError(TheusError, ValueError):
     """A commit would write a value its engine's schema refuses (Type Shield, spec/16).
 
-    ``path`` (dotted), ``expected`` (the annotation, as text) and ``value`` name the first
-    offending write; nothing was committed, published or released.
+    ``path`` (dotted), ``expected`` (the annotation or rule, as text) and ``value`` (plain
+    data) name the first offending write; ``errors`` is pydantic's error list (``[]`` for a
+    rule of the schema itself). Nothing was committed, published or released.
     """
 
-    def __init__(self, message: str, path: str = "", expected: str = "", value: object = None):
+    def __init__(
+        self,
+        message: str,
+        path: str = "",
+        expected: str = "",
+        value: object = None,
+        errors: list[dict[str, Any]] | None = None,
+    ):
         super().__init__(message)
         self.path = path
         self.expected = expected
         self.value = value
+        self.errors: list[dict[str, Any]] = list(errors or [])
+
+    def __reduce__(self) -> Any:
+        return (
+            type(self),
+            (str(self), self.path, self.expected, self.value, self.errors),
+        )
 
 
 class AuditViolationError(TheusError):

@@ -240,7 +240,7 @@ def test_a_commit_that_writes_nothing_passes_no_hook(make_engine):
 
     @process(inputs=["domain.x"], outputs=["domain.x"])
     def reads(ctx):
-        ctx.domain.x  # noqa: B018
+        ctx.domain.x
 
     engine.execute(reads)
     with engine.transaction():
@@ -432,7 +432,7 @@ def test_an_outbox_message_alone_makes_a_version(make_engine):
 
     engine.execute(notify)
     assert engine.state.version == 1
-    [(version, changes)] = stage.after
+    [(_version, changes)] = stage.after
     assert list(changes) == []
     [message] = changes.outbox
     assert (message.topic, message.payload, message.version, message.index) == (

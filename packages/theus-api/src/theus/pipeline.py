@@ -86,7 +86,7 @@ class Changes(Sequence[Change]):
       the commit; :meth:`CommitPipeline.drain` hands stages the numbered ones).
     """
 
-    __slots__ = ("_items", "base", "outbox", "process")
+    __slots__ = ("_base", "_base_fn", "_items", "outbox", "process")
 
     def __init__(
         self,
@@ -97,8 +97,19 @@ class Changes(Sequence[Change]):
     ) -> None:
         self._items: tuple[Change, ...] = tuple(items)
         self.process = process
-        self.base = base
+        self._base = base
+        self._base_fn: Any = None
         self.outbox: tuple[OutboxMessage, ...] = tuple(outbox)
+
+    @property
+    def base(self) -> Any:
+        """The snapshot the transaction read. (A backend may hand it over as a zero-argument
+        callable in ``_base_fn``, made into the snapshot object on first use.)"""
+        fn = self._base_fn
+        if fn is not None:
+            self._base = fn()
+            self._base_fn = None
+        return self._base
 
     @overload
     def __getitem__(self, index: int) -> Change: ...
@@ -119,7 +130,8 @@ class Changes(Sequence[Change]):
         """These changes with the outbox messages numbered for commit ``version``."""
         if not self.outbox:
             return self
-        out = Changes(self._items, self.process, self.base)
+        out = Changes(self._items, self.process, None)
+        out._base, out._base_fn = self._base, self._base_fn
         out.outbox = tuple(m._replace(version=version, index=i) for i, m in enumerate(self.outbox))
         return out
 
@@ -179,7 +191,9 @@ class CommitPipeline:
 
     def __init__(self, stages: Sequence[Stage] = ()) -> None:
         self._stages: list[Stage] = list(stages)
-        self._watchers: list[Callable[[bool, frozenset[str]], None]] = []
+        self._watchers: list[
+            Callable[[tuple[Callable[[Changes], None], ...], frozenset[str]], None]
+        ] = []
         self._lock = threading.Lock()
         # the drain: landed commits waiting for their after_commit hooks, by ticket
         self._pending: dict[int, tuple[Any, Changes] | None] = {}
@@ -223,13 +237,17 @@ class CommitPipeline:
         return next((s for s in self._stages if s.name == name), None)
 
     def watch(
-        self, callback: Callable[[bool, frozenset[str]], None], native: frozenset[str]
+        self,
+        callback: Callable[[tuple[Callable[[Changes], None], ...], frozenset[str]], None],
+        native: frozenset[str],
     ) -> None:
-        """Tell ``callback(has_before, after_wants)`` now and whenever the stages change.
+        """Tell ``callback(before_hooks, after_wants)`` now and whenever the stages change.
 
         ``native`` names the built-in stages the backend runs itself (``"signals"``): those
         are not called by :meth:`before_commit` / :meth:`drain` and do not count. A backend
-        watches once, when its engine core is made. ``after_wants`` is the set of
+        watches once, when its engine core is made. ``before_hooks`` is the tuple of the
+        ``before_commit`` hooks in order (a backend may call them itself, one call each, instead
+        of :meth:`before_commit`); ``after_wants`` is the set of
         :attr:`Stage.wants` of the other ``after_commit`` stages: the backend enqueues a
         commit when it contains ``"always"``, or ``"signals"`` and the commit carries
         signals, or ``"outbox"`` and it carries outbox messages.
@@ -254,7 +272,7 @@ class CommitPipeline:
         wants = frozenset(s.wants for s in after)
         self._wants = wants
         for callback in self._watchers:
-            callback(bool(before), wants)
+            callback(before, wants)
 
     def wants(self, signals: bool, outbox: bool) -> bool:
         """Whether a commit carrying ``signals``/``outbox`` must be enqueued."""

@@ -306,7 +306,8 @@ class ReferenceEngine:
         if self._has_before:
             changes = changes_of(tx)
             pipeline.before_commit(changes)  # may reject: nothing has landed
-        if pipeline.wants(bool(tx.signals), outbox):
+        wanted = pipeline.wants(bool(tx.signals), outbox)
+        if wanted:
             changes = changes or changes_of(tx)
         ticket = 0
         with nullcontext() if tx.held is not None else self._lock:
@@ -326,8 +327,8 @@ class ReferenceEngine:
             snap = make_snapshot(latest.version + 1, root, tx.signals.items())
             self._history.append((snap.version, frozenset(tx.writes)))
             self._current = snap
-            if changes is not None:
-                ticket = pipeline.enqueue(snap, changes)  # in commit order
+            if wanted:
+                ticket = pipeline.enqueue(snap, changes)  # type: ignore[arg-type]  # in commit order
         held, tx.held = tx.held, None
         if held is not None:  # an exclusive transaction's hold ends with its commit
             held.release()
@@ -335,8 +336,8 @@ class ReferenceEngine:
             pipeline.drain(ticket)
         return snap
 
-    def _watch(self, has_before: bool, after: frozenset[str]) -> None:
-        self._has_before = has_before
+    def _watch(self, before: tuple[Any, ...], after: frozenset[str]) -> None:
+        self._has_before = bool(before)
 
     def close(self) -> None:
         """Refuse every later commit and ``begin`` (spec/11); waits for a commit in progress."""

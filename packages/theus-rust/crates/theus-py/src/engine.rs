@@ -203,7 +203,11 @@ impl Engine {
         let hooks = Arc::new(Hooks::default());
         // With the native hub, signals are published natively (the pipeline's signal stage is
         // not called); with another hub the stage publishes them.
-        let native: &[&str] = if native_hub.is_some() { &["signals"] } else { &[] };
+        let native: &[&str] = if native_hub.is_some() {
+            &["signals"]
+        } else {
+            &[]
+        };
         pipeline.call_method1(
             "watch",
             (

@@ -76,6 +76,8 @@ pub(crate) struct Api {
     pub apply_return: Py<PyAny>,
     pub change: Py<PyAny>,
     pub changes: Py<PyAny>,
+    pub tuple_new: Py<PyAny>,
+    pub object_new: Py<PyAny>,
     pub outbox_buffer: Py<PyAny>,
     pub sorted: Py<PyAny>,
     pub frozenset: Py<PyAny>,
@@ -114,6 +116,8 @@ fn load_api(py: Python<'_>) -> PyResult<Api> {
         change: py.import("theus.pipeline")?.getattr("Change")?.unbind(),
         changes: py.import("theus.pipeline")?.getattr("Changes")?.unbind(),
         outbox_buffer: py.import("theus.outbox")?.getattr("OutboxBuffer")?.unbind(),
+        tuple_new: builtins.getattr("tuple")?.getattr("__new__")?.unbind(),
+        object_new: builtins.getattr("object")?.getattr("__new__")?.unbind(),
         sorted: builtins.getattr("sorted")?.unbind(),
         frozenset: builtins.getattr("frozenset")?.unbind(),
         logger: py
@@ -139,6 +143,7 @@ fn _native(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<hub::Hub>()?;
     m.add_class::<hub::Receiver>()?;
     m.add_class::<pipeline::Watcher>()?;
+    m.add_class::<pipeline::BaseRef>()?;
     m.add_class::<snapshot::Snapshot>()?;
     m.add_class::<tx::Tx>()?;
     m.add_class::<tx::Ctx>()?;

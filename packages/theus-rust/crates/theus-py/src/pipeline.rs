@@ -5,6 +5,8 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use parking_lot::Mutex;
+
 use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
@@ -12,11 +14,14 @@ use pyo3::types::{PyFrozenSet, PyList, PyString, PyTuple};
 use theus_core::{Change, Path, Transaction};
 
 use crate::convert::wrap;
+use crate::engine::Engine;
 use crate::{api, Leaf};
 
 /// What the pipeline needs from this engine's commits, as last told by its `watch` callback.
 #[derive(Default)]
 pub(crate) struct Hooks {
+    /// The `before_commit` hooks, in order (none: `None`). Cloned out before any call.
+    hooks: Mutex<Option<Py<PyTuple>>>,
     before: AtomicBool,
     always: AtomicBool,
     signals: AtomicBool,
@@ -28,6 +33,14 @@ impl Hooks {
     #[inline]
     pub(crate) fn has_before(&self) -> bool {
         self.before.load(Ordering::Acquire)
+    }
+
+    /// The `before_commit` hooks to call, if any.
+    pub(crate) fn before(&self, py: Python<'_>) -> Option<Py<PyTuple>> {
+        if !self.has_before() {
+            return None;
+        }
+        self.hooks.lock().as_ref().map(|t| t.clone_ref(py))
     }
 
     /// Whether a commit carrying `signals` / `outbox` messages must be handed over.
@@ -47,8 +60,18 @@ pub struct Watcher {
 
 #[pymethods]
 impl Watcher {
-    fn __call__(&self, has_before: bool, wants: &Bound<'_, PyFrozenSet>) -> PyResult<()> {
+    /// `before`: the tuple of `before_commit` hooks; `wants`: the set of `Stage.wants` of the
+    /// `after_commit` stages.
+    fn __call__(
+        &self,
+        before: &Bound<'_, PyTuple>,
+        wants: &Bound<'_, PyFrozenSet>,
+    ) -> PyResult<()> {
         let has = |name: &str| wants.contains(name);
+        let has_before = !before.is_empty();
+        let fresh = has_before.then(|| before.clone().unbind());
+        let replaced = std::mem::replace(&mut *self.hooks.hooks.lock(), fresh);
+        drop(replaced); // outside the mutex
         self.hooks.always.store(has("always")?, Ordering::Release);
         self.hooks.signals.store(has("signals")?, Ordering::Release);
         self.hooks.outbox.store(has("outbox")?, Ordering::Release);
@@ -57,29 +80,51 @@ impl Watcher {
     }
 }
 
+/// `Changes.base`, made into the snapshot object only if a stage asks for it.
+#[pyclass(module = "theus_rust._native", frozen)]
+pub struct BaseRef {
+    pub(crate) engine: Py<Engine>,
+    pub(crate) snap: Arc<theus_core::Snapshot<Leaf>>,
+}
+
+#[pymethods]
+impl BaseRef {
+    fn __call__(&self, py: Python<'_>) -> PyResult<Py<crate::snapshot::Snapshot>> {
+        self.engine
+            .get()
+            .snapshot_object(py, Arc::clone(&self.snap))
+    }
+}
+
 fn path_tuple<'py>(py: Python<'py>, path: &Path) -> PyResult<Bound<'py, PyTuple>> {
     PyTuple::new(py, path.segments().iter().map(|s| PyString::new(py, s)))
 }
 
 /// `theus.pipeline.Changes` for `txn`: its tree changes sorted by path, then its signals.
-pub(crate) fn build_changes(
-    py: Python<'_>,
+pub(crate) fn build_changes<'py>(
+    py: Python<'py>,
     txn: &Transaction<Leaf>,
     process: Option<&Py<PyAny>>,
-    base: Py<PyAny>,
+    base: BaseRef,
     outbox: Option<&Py<PyAny>>,
 ) -> PyResult<Py<PyAny>> {
     let a = api(py);
-    let change = a.change.bind(py);
+    let cls = a.change.bind(py);
+    let new = a.tuple_new.bind(py);
+    // `tuple.__new__(Change, (kind, path, value))`: the namedtuple without its Python `__new__`
+    let change = |kind: &Bound<'py, PyString>,
+                  path: Bound<'py, PyTuple>,
+                  value: Py<PyAny>|
+     -> PyResult<Bound<'py, PyAny>> { new.call1((cls, (kind, path, value))) };
     let items = PyList::empty(py);
     for entry in txn.changes() {
         let item = match entry {
             Change::Set(path, value) => {
                 let v = wrap(py, &value, path.clone())?;
-                change.call1((intern!(py, "set"), path_tuple(py, &path)?, v))?
+                change(intern!(py, "set"), path_tuple(py, &path)?, v)?
             }
             Change::Delete(path) => {
-                change.call1((intern!(py, "delete"), path_tuple(py, &path)?, py.None()))?
+                change(intern!(py, "delete"), path_tuple(py, &path)?, py.None())?
             }
             Change::Append(path, added) => {
                 let start = txn
@@ -93,21 +138,32 @@ pub(crate) fn build_changes(
                         .unwrap_or_else(|_| path.clone());
                     values.push(wrap(py, value, at)?);
                 }
-                change.call1((
-                    intern!(py, "append"),
-                    path_tuple(py, &path)?,
-                    PyTuple::new(py, values)?,
-                ))?
+                let values = PyTuple::new(py, values)?.into_any().unbind();
+                change(intern!(py, "append"), path_tuple(py, &path)?, values)?
             }
         };
         items.append(item)?;
     }
     for (path, value) in txn.signals() {
-        items.append(change.call1((intern!(py, "set"), path_tuple(py, path)?, value.bind(py)))?)?;
+        items.append(change(
+            intern!(py, "set"),
+            path_tuple(py, path)?,
+            value.get(py),
+        )?)?;
     }
     let process = process.map_or_else(|| py.None(), |p| p.clone_ref(py));
-    let outbox = outbox.map_or_else(|| PyTuple::empty(py).into_any().unbind(), |o| o.clone_ref(py));
-    Ok(a.changes.bind(py).call1((items, process, base, outbox))?.unbind())
+    let outbox = outbox.map_or_else(
+        || PyTuple::empty(py).into_any().unbind(),
+        |o| o.clone_ref(py),
+    );
+    // `Changes` without its Python `__init__`: `object.__new__` and its four slots
+    let out = a.object_new.bind(py).call1((a.changes.bind(py),))?;
+    out.setattr(intern!(py, "_items"), items.to_tuple())?;
+    out.setattr(intern!(py, "process"), process)?;
+    out.setattr(intern!(py, "_base"), py.None())?;
+    out.setattr(intern!(py, "_base_fn"), Py::new(py, base)?)?;
+    out.setattr(intern!(py, "outbox"), outbox)?;
+    Ok(out.unbind())
 }
 
 thread_local! {

@@ -14,7 +14,7 @@ use theus_core::{CommitGuard, Error, Lookup, Path, Store, Transaction, Value, Wr
 use crate::convert::freeze;
 use crate::engine::Engine;
 use crate::errors::{context_error, ended, invalid_path, to_py, Shape};
-use crate::pipeline::{build_changes, hand_over};
+use crate::pipeline::{build_changes, hand_over, BaseRef};
 use crate::snapshot::{parse_path, Snapshot};
 use crate::views::{guarded_view, is_own_view, set_path};
 use crate::{api, Leaf};
@@ -241,51 +241,28 @@ impl Tx {
         strict: bool,
     ) -> PyResult<Arc<theus_core::Snapshot<Leaf>>> {
         let py = slf.py();
-        let (engine_py, outbox) = {
-            let me = slf.get().lock(py)?;
-            Tx::committable(py, &me)?;
-            (
-                me.engine.clone_ref(py),
-                me.outbox.as_ref().map(|o| o.clone_ref(py)),
-            )
-        };
-        let engine = engine_py.get();
-        // The outbox messages (a Python call: no lock held).
-        let outbox = match outbox {
-            Some(buffer) => {
-                let messages = buffer.bind(py).getattr(intern!(py, "messages"))?;
-                (messages.len()? > 0).then(|| messages.unbind())
-            }
-            None => None,
-        };
-        let has_before = engine.hooks.has_before();
-        let (changes, wants) = {
-            let me = slf.get().lock(py)?;
-            Tx::committable(py, &me)?;
-            let txn = me.txn.as_ref().expect("checked");
-            let landing = txn.has_changes() || outbox.is_some();
-            let wants =
-                landing && engine.hooks.wants(!txn.signals().is_empty(), outbox.is_some());
-            let changes = if landing && (has_before || wants) {
-                let base = engine.snapshot_object(py, Arc::clone(txn.base()))?;
-                let process = me.process.as_ref();
-                Some(build_changes(py, txn, process, base.into_any(), outbox.as_ref())?)
-            } else {
-                None
-            };
-            (changes, wants)
-        };
-        if has_before {
-            if let Some(changes) = changes.as_ref() {
-                // user code (validators): no lock of ours is held
-                engine
-                    .pipeline
-                    .bind(py)
-                    .call_method1(intern!(py, "before_commit"), (changes,))?;
-            }
-        }
         let mut me = slf.get().lock(py)?;
         Tx::committable(py, &me)?;
+        let engine_py = me.engine.clone_ref(py);
+        let engine = engine_py.get();
+        let hooks = &engine.hooks;
+        let quiet = {
+            let txn = me.txn.as_ref().expect("checked");
+            me.outbox.is_none()
+                && !hooks.has_before()
+                && !(txn.has_changes() && hooks.wants(!txn.signals().is_empty(), false))
+        };
+        // Without an outbox buffer and a hook that needs this commit (the usual case), the
+        // commit goes straight on under the same lock: no Python call, no `changes`.
+        let (changes, wants, outbox) = if quiet {
+            (None, false, None)
+        } else {
+            drop(me);
+            let prepared = Tx::prepare(slf, engine)?;
+            me = slf.get().lock(py)?;
+            Tx::committable(py, &me)?;
+            prepared
+        };
         let strict = strict || engine.strict_cas;
         let mut own = match me.guard {
             Some(_) => None,
@@ -359,6 +336,54 @@ impl Tx {
             Some(err) => Err(err),
             None => Ok(snapshot),
         }
+    }
+
+    /// The pipeline's part before the commit (spec `15`), with no lock of ours held: the
+    /// outbox messages, `changes` if a hook needs them, the `before_commit` hooks (user code:
+    /// validators). Returns the changes, whether `after_commit` hooks want the commit, and the
+    /// outbox messages.
+    #[allow(clippy::type_complexity)]
+    fn prepare(
+        slf: &Bound<'_, Tx>,
+        engine: &Engine,
+    ) -> PyResult<(Option<Py<PyAny>>, bool, Option<Py<PyAny>>)> {
+        let py = slf.py();
+        let buffer = slf.get().lock(py)?.outbox.as_ref().map(|o| o.clone_ref(py));
+        let outbox = match buffer {
+            Some(buffer) => {
+                let messages = buffer.bind(py).getattr(intern!(py, "messages"))?;
+                (messages.len()? > 0).then(|| messages.unbind())
+            }
+            None => None,
+        };
+        let before = engine.hooks.before(py);
+        let (changes, wants) = {
+            let me = slf.get().lock(py)?;
+            Tx::committable(py, &me)?;
+            let txn = me.txn.as_ref().expect("checked");
+            let landing = txn.has_changes() || outbox.is_some();
+            let wants = landing
+                && engine
+                    .hooks
+                    .wants(!txn.signals().is_empty(), outbox.is_some());
+            let changes = if landing && (before.is_some() || wants) {
+                let base = BaseRef {
+                    engine: me.engine.clone_ref(py),
+                    snap: Arc::clone(txn.base()),
+                };
+                let process = me.process.as_ref();
+                Some(build_changes(py, txn, process, base, outbox.as_ref())?)
+            } else {
+                None
+            };
+            (changes, wants)
+        };
+        if let (Some(hooks), Some(changes)) = (before, changes.as_ref()) {
+            for hook in hooks.bind(py).iter() {
+                hook.call1((changes,))?; // may reject: nothing has landed
+            }
+        }
+        Ok((changes, wants, outbox))
     }
 
     /// `ContextError` unless the transaction is open and not yet committed.

@@ -158,12 +158,15 @@ fn map_return(
     handle: &Handle,
     result: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
+    if result.is_none() {
+        return Ok(()); // (before the StateUpdate check: the common case, one pointer compare)
+    }
     let a = api(py);
     if result.is_instance(a.state_update.bind(py))? {
         let update = result.call_method0(intern!(py, "to_update"))?;
         return Tx::apply(tx.bind(py), &update);
     }
-    if result.is_none() || handle.outputs.is_empty() || Tx::wrote_in_place(py, tx)? {
+    if handle.outputs.is_empty() || Tx::wrote_in_place(py, tx)? {
         return Ok(());
     }
     let spec = handle.spec.bind(py);

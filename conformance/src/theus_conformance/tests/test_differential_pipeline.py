@@ -311,7 +311,9 @@ def _payload(ctx: Any, spec: tuple) -> Any:
     kind, arg = spec
     if kind == "value":
         return copy.deepcopy(arg)
-    return ctx.domain.get(arg)  # "read" (a scalar) or "view" (a map's view): kept as given
+    if kind == "read":  # what the state holds, as plain data (n may hold a map: no view)
+        return _ops.plain(ctx.domain.get(arg))
+    return ctx.domain.get(arg)  # "view": a map's view, kept as given
 
 
 def _inplace_body(ctx: Any, steps: tuple, fail: bool) -> None:

@@ -214,7 +214,7 @@ topics = st.sampled_from(TOPICS)
 rarely = st.sampled_from((False, False, False, True))
 # a payload: a plain value, or a value read from the state in the process. A *view* as payload
 # (("view", "m")) is left out until the backends agree on what it is once the process has
-# returned: see test_KNOWN_DISAGREEMENT_an_outbox_payload_view_in_after_commit.
+# returned: see test_an_outbox_payload_view_in_after_commit_is_ended_on_both.
 payloads = st.one_of(values.map(lambda v: ("value", v)), st.just(("read", "n")))
 outbox_adds = st.lists(st.tuples(topics, payloads), max_size=2).map(tuple)
 
@@ -643,9 +643,9 @@ def test_the_machine_runs_on_the_reference_backend_against_itself(backend):
 
 
 # ---------------------------------------------------------------------------------------------
-# KNOWN DISAGREEMENTS between the backends, found by the machine above: minimal inputs, compared
-# with the reference backend. These tests FAIL on the Rust backend on purpose (not skipped, not
-# xfail) until the lead decides which outcome the spec wants and a backend is fixed.
+# Disagreements the machine above found between the backends, now settled in the spec (views of
+# an ended transaction and of a replaced container: spec/15, spec/04; error texts: spec/12):
+# minimal inputs, compared with the reference backend.
 
 
 def _on_both(backend: str, context: dict, run: Any) -> list[tuple[Any, ...]]:
@@ -693,8 +693,8 @@ class _PayloadReader(Stage):
 
 
 @pytest.mark.parametrize("write", ["none", "set-m", "set-m-key", "update-m"])
-def test_KNOWN_DISAGREEMENT_an_outbox_payload_view_in_after_commit(backend, write):
-    """KNOWN DISAGREEMENT: a map view passed as an outbox payload, read by a stage's
+def test_an_outbox_payload_view_in_after_commit_is_ended_on_both(backend, write):
+    """Formerly a disagreement: a map view passed as an outbox payload, read by a stage's
     ``after_commit``. Rust: ``ContextError`` ("this context belongs to a transaction that has
     ended; views cannot be used after their process returns"). Reference: the view still reads
     the process's transaction, with the process's own writes ({'a': 1}, {'z': 1}, ...); read
@@ -726,8 +726,8 @@ def test_KNOWN_DISAGREEMENT_an_outbox_payload_view_in_after_commit(backend, writ
 
 
 @pytest.mark.parametrize("new", [5, "s", (1,), [1, 2]], ids=["int", "str", "tuple", "list"])
-def test_KNOWN_DISAGREEMENT_a_view_whose_path_now_holds_another_kind_of_value(backend, new):
-    """KNOWN DISAGREEMENT: inside a process, a map view of ``domain.m`` and a list view of
+def test_a_view_whose_path_now_holds_another_kind_of_value(backend, new):
+    """Formerly a disagreement: inside a process, a map view of ``domain.m`` and a list view of
     ``domain.l`` are kept, then ``domain.m = new`` and ``domain.l = new`` (or a map when ``new``
     is a list) are assigned, then the old views are read (``dict(m)``, ``m["a"]``, ``list(l)``,
     ``l[0]``). Rust: ``ContextError("'domain.m' no longer exists in this transaction")`` for a
@@ -808,8 +808,8 @@ ERROR_TEXT_CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(ERROR_TEXT_CASES))
-def test_KNOWN_DISAGREEMENT_error_texts(backend, case):
-    """KNOWN DISAGREEMENT (issue 7 §1, "error texts worded once"): the same bad write raises
+def test_error_texts_are_the_same_on_both(backend, case):
+    """Formerly a disagreement (issue 7 §1, "error texts worded once"): the same bad write raises
     the same class on both backends but with different sentences, e.g. for ``outputs-assign``
     Rust "process 'writer' may not assign 'domain.s': it is not covered by its outputs
     ['domain.n']; declare it in outputs", reference "process 'writer' wrote 'domain.s', which is

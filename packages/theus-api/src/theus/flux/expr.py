@@ -174,9 +174,14 @@ def _mod(a: Any, b: Any) -> Any:
 
 
 def _pow(a: Any, b: Any) -> Any:
-    if type(a) in (int, bool) and type(b) in (int, bool) and b > 0 and abs(a) > 1:
-        if (abs(a).bit_length() - 1) * b > MAX_INT_BITS:
-            raise _EvalError(f"power result too large (more than {MAX_INT_BITS} bits)")
+    if (
+        type(a) in (int, bool)
+        and type(b) in (int, bool)
+        and b > 0
+        and abs(a) > 1
+        and (abs(a).bit_length() - 1) * b > MAX_INT_BITS
+    ):
+        raise _EvalError(f"power result too large (more than {MAX_INT_BITS} bits)")
     return _check_int(a**b)
 
 
@@ -270,7 +275,9 @@ def _diagnose(scope: Mapping[str, Any], root: str, keys: tuple[Any, ...], text: 
         raise _EvalError(f"there is no {root!r} to read (reading {text})") from None
     here = root
     for key in keys:
-        shown = f"{here}.{key}" if isinstance(key, str) and key.isidentifier() else f"{here}[{key!r}]"
+        shown = (
+            f"{here}.{key}" if isinstance(key, str) and key.isidentifier() else f"{here}[{key!r}]"
+        )
         try:
             value = value[key]
         except (KeyError, IndexError):
@@ -438,11 +445,12 @@ class _Scope(dict[str, Any]):
                 signals[path.rsplit(".", 1)[-1]] = value
             self["signal"] = self["cmd"] = signals
             return signals
-        if key in self._snapshot.keys():
+        try:
             value = self._snapshot[key]
-            self[key] = value
-            return value
-        raise KeyError(key)
+        except (KeyError, TypeError):
+            raise KeyError(key) from None
+        self[key] = value
+        return value
 
 
 def snapshot_scope(snapshot: Any, inputs: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
@@ -477,12 +485,19 @@ class _Compiler:
         self.roots: set[str] = set()
         self.wrapped = False
 
-    def fail(self, problem: str, node: ast.AST | None = None, at: tuple[int, int] | None = None) -> NoReturn:
+    def fail(
+        self, problem: str, node: ast.AST | None = None, at: tuple[int, int] | None = None
+    ) -> NoReturn:
         if node is not None and hasattr(node, "lineno"):
-            at = (node.lineno, node.col_offset)
+            at = (getattr(node, "lineno", 1), getattr(node, "col_offset", 0))
         line, column = self.position(*(at or (1, 0)))
         raise FluxError(
-            f"expression {self.text!r}: {problem}", self.file, line, column, self.key_path, self.text
+            f"expression {self.text!r}: {problem}",
+            self.file,
+            line,
+            column,
+            self.key_path,
+            self.text,
         )
 
     # -- text -> tree ------------------------------------------------------------------------
@@ -570,7 +585,9 @@ class _Compiler:
         return fn, const
 
     def _is_foldable(self, node: ast.expr) -> bool:
-        return isinstance(node, ast.BinOp | ast.UnaryOp | ast.BoolOp | ast.Compare | ast.IfExp) and all(
+        return isinstance(
+            node, ast.BinOp | ast.UnaryOp | ast.BoolOp | ast.Compare | ast.IfExp
+        ) and all(
             self._const_tree(c) for c in ast.iter_child_nodes(node) if isinstance(c, ast.expr)
         )
 
@@ -620,8 +637,8 @@ class _Compiler:
         if isinstance(node, ast.List | ast.Tuple):
             items = [self.compile(e) for e in node.elts]
             if all(c is not _NOTHING for _, c in items):
-                value = tuple(c for _, c in items)
-                return (lambda s: value), value
+                items_value = tuple(c for _, c in items)
+                return (lambda s: items_value), items_value
             fns = [f for f, _ in items]
             return (lambda s: tuple(f(s) for f in fns)), _NOTHING
         self.fail(f"{type(node).__name__} syntax is not allowed in a condition", node)
@@ -700,11 +717,17 @@ class _Compiler:
     def _check_attr(self, node: ast.Attribute) -> None:
         attr = node.attr
         at = getattr(node, "end_lineno", None), getattr(node, "end_col_offset", None)
-        pos = (at[0], max(at[1] - len(attr), 0)) if at[0] is not None and at[1] is not None else None
+        pos = (
+            (at[0], max(at[1] - len(attr), 0)) if at[0] is not None and at[1] is not None else None
+        )
         if attr.startswith("_") and attr != _GLOBAL_SPELLING:
             self.fail(f"the attribute {attr!r} is not allowed", at=pos)
         if attr in RESERVED_ATTRIBUTES:
-            hint = "call it as .get(key, default)" if attr == "get" else f"read a key of that name as [{attr!r}]"
+            hint = (
+                "call it as .get(key, default)"
+                if attr == "get"
+                else f"read a key of that name as [{attr!r}]"
+            )
             self.fail(f"the attribute {attr!r} is reserved; {hint}", at=pos)
 
     def _call(self, node: ast.Call) -> _Fn:
@@ -752,17 +775,21 @@ class _Compiler:
             key = self.compile(node.args[0])[0]
             default = self.compile(node.args[1])[0] if len(node.args) == 2 else None
             # a constant-key .get on a root-based read is a static read too
-            if isinstance(node.args[0], ast.Constant) and isinstance(func.value, ast.Name | ast.Attribute | ast.Subscript):
+            if isinstance(node.args[0], ast.Constant) and isinstance(
+                func.value, ast.Name | ast.Attribute | ast.Subscript
+            ):
                 prefix = self._source(func.value)
                 root = prefix.split(".")[0].split("[")[0]
                 if root in ("signal", "cmd"):
                     prefix = "signal" + prefix[len(root) :]
-                dotted = f"{prefix}.{node.args[0].value}"
+                dotted = f"{prefix}.{node.args[0].value!s}"
                 if dotted not in self.reads:
                     self.reads.append(dotted)
             return _get(base, key, default, self._source(node))
         if isinstance(func, ast.Attribute):
-            self.fail(f"calling the method {func.attr!r} is not allowed (only .get(key, default))", node)
+            self.fail(
+                f"calling the method {func.attr!r} is not allowed (only .get(key, default))", node
+            )
         if isinstance(func, ast.Name):
             allowed = ", ".join(FUNCTIONS)
             self.fail(f"calling {func.id!r} is not allowed (allowed: {allowed}, .get)", node)
@@ -827,10 +854,10 @@ class _Compiler:
         if len(node.ops) == 1:
             right_node = node.comparators[0]
             right_fn, right_const = self.compile(right_node)
-            op = type(node.ops[0])
+            op_type: type[ast.AST] = type(node.ops[0])
             if right_const is not _NOTHING:
-                return _cmp_const(op, left_fn, right_const)
-            return _cmp2(op, left_fn, right_fn)
+                return _cmp_const(op_type, left_fn, right_const)
+            return _cmp2(op_type, left_fn, right_fn)
         ops = [_CMPOPS[type(o)] for o in node.ops]
         rights = [self.compile(c)[0] for c in node.comparators]
 
@@ -851,7 +878,9 @@ class _Compiler:
             isinstance(n, ast.Name) and n.id in _SIGNAL_ROOTS for o in operands for n in ast.walk(o)
         )
         strings = [
-            o.value for o in operands if isinstance(o, ast.Constant) and o.value in ("True", "False")
+            o.value
+            for o in operands
+            if isinstance(o, ast.Constant) and o.value in ("True", "False")
         ]
         if reads_signal and strings:
             line, column = self.position(node.lineno, node.col_offset)

@@ -196,7 +196,9 @@ class _Loader:
         if node is None:
             self.fail("empty workflow: it needs a top-level `steps:` list")
         if not isinstance(node, yaml.MappingNode):
-            self.fail(f"the top level must be a mapping with a `steps:` list, not {_kind(node)}", node)
+            self.fail(
+                f"the top level must be a mapping with a `steps:` list, not {_kind(node)}", node
+            )
         top = self.mapping(node, "")
         self.unknown_keys(top, _TOP_KEYS, "", "a workflow")
         if "steps" not in top:
@@ -242,7 +244,9 @@ class _Loader:
         yaml = _yaml()
         if not isinstance(node, yaml.SequenceNode):
             self.fail(f"must be a list of steps, not {_kind(node)}", node, path)
-        return tuple(self.step(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node.value))
+        return tuple(
+            self.step(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node.value)
+        )
 
     def step(self, node: Any, path: str, depth: int) -> Step:
         yaml = _yaml()
@@ -251,9 +255,7 @@ class _Loader:
         if isinstance(node, yaml.ScalarNode):
             value = self.scalar(node, path)
             if not isinstance(value, str) or not value:
-                self.fail(
-                    f"a step must be a process name or a mapping, not {value!r}", node, path
-                )
+                self.fail(f"a step must be a process name or a mapping, not {value!r}", node, path)
             return ProcessStep(self.process_name(value, node, path), self.loc(node, path))
         if not isinstance(node, yaml.MappingNode):
             self.fail(f"a step must be a process name or a mapping, not {_kind(node)}", node, path)
@@ -265,7 +267,9 @@ class _Loader:
             name_node = keys["process"][1]
             value = self.scalar(name_node, _child(path, "process"))
             if not isinstance(value, str) or not value:
-                self.fail(f"must be a process name, not {value!r}", name_node, _child(path, "process"))
+                self.fail(
+                    f"must be a process name, not {value!r}", name_node, _child(path, "process")
+                )
             name = self.process_name(value, name_node, _child(path, "process"))
             with_: dict[str, Any] = {}
             if "with" in keys:
@@ -273,7 +277,9 @@ class _Loader:
                 for key, (key_node, value_node) in self.mapping(keys["with"][1], with_path).items():
                     arg = _child(with_path, key)
                     if not key.isidentifier() or keyword.iskeyword(key):
-                        self.fail(f"an argument name must be an identifier, not {key!r}", key_node, arg)
+                        self.fail(
+                            f"an argument name must be an identifier, not {key!r}", key_node, arg
+                        )
                     with_[key] = self.argument(value_node, arg)
             return ProcessStep(name, self.loc(node, path), MappingProxyType(with_))
         self.fail(
@@ -305,9 +311,7 @@ class _Loader:
             )
         return name
 
-    def flux_step(
-        self, node: Any, keys: dict[str, tuple[Any, Any]], path: str, depth: int
-    ) -> Step:
+    def flux_step(self, node: Any, keys: dict[str, tuple[Any, Any]], path: str, depth: int) -> Step:
         kind_node = keys["flux"][1]
         kind = self.scalar(kind_node, _child(path, "flux"))
         if kind not in _KIND_KEYS:
@@ -338,7 +342,9 @@ class _Loader:
             return WhileStep(cond, body, loc, limit)
         if kind == "run":
             if ("steps" in keys) == ("workflow" in keys):
-                self.fail("a `flux: run` step needs exactly one of `steps:` or `workflow:`", node, path)
+                self.fail(
+                    "a `flux: run` step needs exactly one of `steps:` or `workflow:`", node, path
+                )
             if "steps" in keys:
                 return RunStep(self.steps(keys["steps"][1], _child(path, "steps"), depth), loc)
             return self.include(keys["workflow"][1], _child(path, "workflow"), loc, depth)
@@ -347,7 +353,9 @@ class _Loader:
         bpath = _child(path, "branches")
         yaml = _yaml()
         if not isinstance(branches_node, yaml.SequenceNode):
-            self.fail(f"must be a list of step lists, not {_kind(branches_node)}", branches_node, bpath)
+            self.fail(
+                f"must be a list of step lists, not {_kind(branches_node)}", branches_node, bpath
+            )
         if len(branches_node.value) < 2:
             self.fail("a `flux: parallel` step needs at least 2 branches", branches_node, bpath)
         branches = tuple(
@@ -438,9 +446,7 @@ class _Loader:
         specs = self.processes
         if not isinstance(specs, Mapping):
             return
-        procs = [
-            [s for s in iter_steps(b) if isinstance(s, ProcessStep)] for b in branches
-        ]
+        procs = [[s for s in iter_steps(b) if isinstance(s, ProcessStep)] for b in branches]
         for i in range(len(procs)):
             for j in range(i + 1, len(procs)):
                 for p in procs[i]:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 
 from ..errors import FluxError
+from ..paths import shorten
 
 __all__ = [
     "FUNCTIONS",
@@ -419,7 +420,7 @@ class Expression:
 
     def _fail(self, problem: str) -> NoReturn:
         raise FluxError(
-            f"evaluating {self.text!r}: {problem}",
+            f"evaluating {shorten(self.text)}: {problem}",
             self.file,
             self.line,
             self.column,
@@ -492,7 +493,7 @@ class _Compiler:
             at = (getattr(node, "lineno", 1), getattr(node, "col_offset", 0))
         line, column = self.position(*(at or (1, 0)))
         raise FluxError(
-            f"expression {self.text!r}: {problem}",
+            f"expression {shorten(self.text)}: {problem}",
             self.file,
             line,
             column,

@@ -50,6 +50,7 @@ _KIND_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "parallel": (("branches",), ()),
 }
 _PROCESS_KEYS = ("process", "with")
+_COLLECTION_TAGS = ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map", "tag:yaml.org,2002:omap")
 
 Processes = Mapping[str, ProcessSpec] | Collection[str] | None
 
@@ -128,11 +129,17 @@ class _Loader:
         if self.loader is not None:
             self.loader.dispose()
 
+    def check_tag(self, node: Any, path: str) -> None:
+        """Collections carry only YAML's own tags (a scalar's tag is checked when read)."""
+        if node.tag not in _COLLECTION_TAGS:
+            self.fail(f"unsupported YAML tag {node.tag!r}", node, path)
+
     def mapping(self, node: Any, path: str) -> dict[str, tuple[Any, Any]]:
         """``key -> (key node, value node)`` of a mapping node, merge keys applied."""
         yaml = _yaml()
         if not isinstance(node, yaml.MappingNode):
             self.fail(f"must be a mapping, not {_kind(node)}", node, path)
+        self.check_tag(node, path)
         try:
             self.loader.flatten_mapping(node)
         except yaml.MarkedYAMLError as exc:
@@ -164,6 +171,7 @@ class _Loader:
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node, path)
         if isinstance(node, yaml.SequenceNode):
+            self.check_tag(node, path)
             return [self.data(n, f"{path}[{i}]", depth + 1) for i, n in enumerate(node.value)]
         return {
             k: self.data(v, _child(path, k), depth + 1)
@@ -244,6 +252,7 @@ class _Loader:
         yaml = _yaml()
         if not isinstance(node, yaml.SequenceNode):
             self.fail(f"must be a list of steps, not {_kind(node)}", node, path)
+        self.check_tag(node, path)
         return tuple(
             self.step(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node.value)
         )
@@ -356,6 +365,7 @@ class _Loader:
             self.fail(
                 f"must be a list of step lists, not {_kind(branches_node)}", branches_node, bpath
             )
+        self.check_tag(branches_node, bpath)
         if len(branches_node.value) < 2:
             self.fail("a `flux: parallel` step needs at least 2 branches", branches_node, bpath)
         branches = tuple(

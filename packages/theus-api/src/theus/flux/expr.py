@@ -18,6 +18,7 @@ import io
 import keyword
 import logging
 import operator
+import re
 import tokenize
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -77,6 +78,8 @@ RESERVED_ATTRIBUTES = frozenset(
 )  # fmt: skip
 
 _SIGNAL_ROOTS = ("signal", "cmd")
+#: a name starting with `_`, or `global`, may be in the text: tokenize it
+_NEEDS_TOKENS = re.compile(r"(?<![A-Za-z0-9_])_|\bglobal\b")
 _GLOBAL_SPELLING = "_glob_"  # as long as "global": columns stay put; users cannot write it
 
 _FUNCS: dict[str, Callable[..., Any]] = {
@@ -337,31 +340,31 @@ def _path(root: str, keys: tuple[Any, ...], text: str) -> _Fn:
     return readn
 
 
-def _index(base: _Fn, key: _Fn, text: str) -> _Fn:
+def _index(base: _Fn, key: _Fn, text: Callable[[], str]) -> _Fn:
     """``base[key]`` for a key computed at run time."""
 
     def read(s: Mapping[str, Any]) -> Any:
         value = base(s)
         k = key(s)
         if not isinstance(k, str | int) or isinstance(k, bool):
-            raise _EvalError(f"{text}: a key must be a str or an int, not {_describe(k)}")
+            raise _EvalError(f"{text()}: a key must be a str or an int, not {_describe(k)}")
         try:
             return value[k]
         except (KeyError, IndexError):
-            raise _EvalError(f"{text}: key {k!r} is missing") from None
+            raise _EvalError(f"{text()}: key {k!r} is missing") from None
         except TypeError:
-            raise _EvalError(f"{text}: cannot read {k!r} of {_describe(value)}") from None
+            raise _EvalError(f"{text()}: cannot read {k!r} of {_describe(value)}") from None
 
     return read
 
 
-def _get(base: _Fn, key: _Fn, default: _Fn | None, text: str) -> _Fn:
+def _get(base: _Fn, key: _Fn, default: _Fn | None, text: Callable[[], str]) -> _Fn:
     """``base.get(key[, default])`` on a map."""
 
     def read(s: Mapping[str, Any]) -> Any:
         value = base(s)
         if not isinstance(value, Mapping):
-            raise _EvalError(f"{text}: .get() needs a map, not {_describe(value)}")
+            raise _EvalError(f"{text()}: .get() needs a map, not {_describe(value)}")
         return value.get(key(s), None if default is None else default(s))
 
     return read
@@ -533,6 +536,8 @@ class _Compiler:
 
     def _rewrite(self, text: str) -> str:
         """Spell the name ``global`` as ``_glob_``; refuse ``_`` names at their token."""
+        if not _NEEDS_TOKENS.search(text):
+            return text  # nothing to rewrite or refuse at the token level
         lines = text.splitlines(keepends=True)
         hits: list[tuple[int, int]] = []
         try:
@@ -688,7 +693,9 @@ class _Compiler:
         if isinstance(cur, ast.Name):
             root = self._root(cur)
             keys.reverse()
-            text = self._source(node)
+            text = root + "".join(
+                f".{k}" if isinstance(k, str) and k.isidentifier() else f"[{k!r}]" for k in keys
+            )
             dotted = ".".join([root, *(str(k) for k in keys)])
             if dotted not in self.reads:
                 self.reads.append(dotted)
@@ -700,7 +707,7 @@ class _Compiler:
                 self.fail("attributes can only be read from state values, not from a literal", node)
             base = self.compile(node.value)[0]
             key = "global" if node.attr == _GLOBAL_SPELLING else node.attr
-            return _index(base, lambda s: key, self._source(node))
+            return _index(base, lambda s: key, lambda: self._source(node))
         if isinstance(node, ast.Subscript):
             if isinstance(node.slice, ast.Slice):
                 self.fail("a slice is not allowed in a condition", node)
@@ -708,7 +715,7 @@ class _Compiler:
                 self.fail("indexing a literal is not allowed", node)
             base = self.compile(node.value)[0]
             key_fn = self.compile(node.slice)[0]
-            return _index(base, key_fn, self._source(node))
+            return _index(base, key_fn, lambda: self._source(node))
         root = self._root(node)  # type: ignore[arg-type]
         return _path(root, (), root)
 
@@ -786,7 +793,7 @@ class _Compiler:
                 dotted = f"{prefix}.{node.args[0].value!s}"
                 if dotted not in self.reads:
                     self.reads.append(dotted)
-            return _get(base, key, default, self._source(node))
+            return _get(base, key, default, lambda: self._source(node))
         if isinstance(func, ast.Attribute):
             self.fail(
                 f"calling the method {func.attr!r} is not allowed (only .get(key, default))", node
@@ -875,14 +882,14 @@ class _Compiler:
 
     def _warn_string_bools(self, node: ast.Compare) -> None:
         operands = [node.left, *node.comparators]
-        reads_signal = any(
-            isinstance(n, ast.Name) and n.id in _SIGNAL_ROOTS for o in operands for n in ast.walk(o)
-        )
         strings = [
             o.value
             for o in operands
             if isinstance(o, ast.Constant) and o.value in ("True", "False")
         ]
+        reads_signal = bool(strings) and any(
+            isinstance(n, ast.Name) and n.id in _SIGNAL_ROOTS for o in operands for n in ast.walk(o)
+        )
         if reads_signal and strings:
             line, column = self.position(node.lineno, node.col_offset)
             _log.warning(

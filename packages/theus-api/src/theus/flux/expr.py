@@ -358,8 +358,25 @@ def _index(base: _Fn, key: _Fn, text: Callable[[], str]) -> _Fn:
     return read
 
 
-def _get(base: _Fn, key: _Fn, default: _Fn | None, text: Callable[[], str]) -> _Fn:
-    """``base.get(key[, default])`` on a map."""
+def _get(
+    base: _Fn,
+    key: _Fn,
+    default: _Fn | None,
+    text: Callable[[], str],
+    const: tuple[Any, Any] | None = None,
+) -> _Fn:
+    """``base.get(key[, default])`` on a map; ``const`` = (key, default) when both are
+    literals."""
+    if const is not None:
+        k, d = const
+
+        def read_const(s: Mapping[str, Any]) -> Any:
+            value = base(s)
+            if type(value) is dict or isinstance(value, Mapping):
+                return value.get(k, d)
+            raise _EvalError(f"{text()}: .get() needs a map, not {_describe(value)}")
+
+        return read_const
 
     def read(s: Mapping[str, Any]) -> Any:
         value = base(s)
@@ -780,8 +797,13 @@ class _Compiler:
             if self._is_literal(func.value):
                 self.fail(".get() can only be called on a state map", node)
             base = self.compile(func.value)[0]
-            key = self.compile(node.args[0])[0]
-            default = self.compile(node.args[1])[0] if len(node.args) == 2 else None
+            key, key_const = self.compile(node.args[0])
+            default, default_const = (
+                self.compile(node.args[1]) if len(node.args) == 2 else (None, None)
+            )
+            const = None
+            if key_const is not _NOTHING and default_const is not _NOTHING:
+                const = (key_const, default_const)
             # a constant-key .get on a root-based read is a static read too
             if isinstance(node.args[0], ast.Constant) and isinstance(
                 func.value, ast.Name | ast.Attribute | ast.Subscript
@@ -793,7 +815,7 @@ class _Compiler:
                 dotted = f"{prefix}.{node.args[0].value!s}"
                 if dotted not in self.reads:
                     self.reads.append(dotted)
-            return _get(base, key, default, lambda: self._source(node))
+            return _get(base, key, default, lambda: self._source(node), const)
         if isinstance(func, ast.Attribute):
             self.fail(
                 f"calling the method {func.attr!r} is not allowed (only .get(key, default))", node

@@ -403,3 +403,12 @@ def test_patterns_overlap(a: str, b: str, expected: bool) -> None:
     pa, pb = parse_pattern(a), parse_pattern(b)
     assert patterns_overlap(pa, pb) is expected
     assert patterns_overlap(pb, pa) is expected
+
+
+@pytest.mark.parametrize("depth", [100, 2000])
+def test_deep_yaml_is_an_error_with_a_position(depth: int) -> None:
+    text = "steps: " + "[" * depth + "]" * depth + "\n"
+    with pytest.raises(FluxError) as info:
+        parse_workflow(text, file="deep.yaml")
+    assert info.value.line == 1 and info.value.column is not None
+    assert ("nest" if depth > 1000 else "a step must be") in str(info.value)

@@ -288,3 +288,20 @@ def test_workflow_from_file_and_object(make_engine: Any, tmp_path: Any) -> None:
     assert engine.state.domain.count == 5
     with pytest.raises(TypeError):
         run_workflow(engine, 42)
+
+
+@pytest.mark.parametrize("rounds", [1, 5])
+def test_parallel_branches_reading_what_another_writes_go_through_occ(
+    make_engine: Any, rounds: int
+) -> None:
+    # `set_b` reads domain.count, which `bump` writes in the other branch: no write overlap,
+    # so the workflow loads; each commit is checked by the engine's concurrency control.
+    engine = _engine(make_engine, count=4)
+    branch_a = ", ".join(["bump"] * rounds)
+    text = f"steps:\n  - flux: parallel\n    branches: [[{branch_a}], [set_b]]\n"
+    run = run_workflow(engine, text)
+    assert run.executed == ("bump",) * rounds + ("set_b",)
+    state = engine.state
+    assert state.domain.count == 4 + rounds
+    assert 5 <= state.domain.b <= 5 + rounds
+    assert state.version == rounds + 1

@@ -20,6 +20,7 @@ import logging
 import operator
 import re
 import tokenize
+import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -533,7 +534,9 @@ class _Compiler:
             source = "(" + source + "\n)"
             self.wrapped = True
         try:
-            tree = ast.parse(source, mode="eval")
+            with warnings.catch_warnings():  # e.g. SyntaxWarning "invalid decimal literal"
+                warnings.simplefilter("ignore")
+                tree = ast.parse(source, mode="eval")
         except SyntaxError as exc:
             line = exc.lineno or 1
             col = (exc.offset or 1) - 1

@@ -112,25 +112,41 @@ class _Loader:
 
     # -- YAML --------------------------------------------------------------------------------
     def compose(self) -> Any:
+        """The document's node tree. libyaml's parser reads it when PyYAML has it (several
+        times faster); a document it refuses is re-read by the pure-Python parser, so that the
+        problem and position reported do not depend on libyaml being installed."""
         yaml = _yaml()
+        fast = getattr(yaml, "CSafeLoader", None)
+        if fast is not None:
+            try:
+                self.loader = fast(self.text)
+                return self.loader.get_single_node()
+            except yaml.YAMLError as exc:
+                if "maximum nesting depth" in str(exc):
+                    self.yaml_error(exc)
+                self.dispose()
+                self.loader = None
         try:
-            # libyaml's parser when PyYAML has it (about 3x faster), else the pure-Python one
-            self.loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(self.text)
+            self.loader = yaml.SafeLoader(self.text)
             return self.loader.get_single_node()
-        except yaml.MarkedYAMLError as exc:
+        except yaml.YAMLError as exc:
+            self.yaml_error(exc)
+        except RecursionError:
+            raise FluxError("malformed YAML: nested too deeply", self.file) from None
+
+    def yaml_error(self, exc: Any) -> NoReturn:
+        yaml = _yaml()
+        if isinstance(exc, yaml.MarkedYAMLError):
             mark = exc.problem_mark or exc.context_mark
             problem = ": ".join(p for p in (exc.context, exc.problem) if p) or "malformed YAML"
             line, column = (mark.line + 1, mark.column + 1) if mark is not None else (None, None)
             raise FluxError(f"malformed YAML: {problem}", self.file, line, column) from None
-        except yaml.reader.ReaderError as exc:
+        if isinstance(exc, yaml.reader.ReaderError):
             head = self.text[: max(exc.position, 0)]
             line = head.count("\n") + 1
             column = len(head) - (head.rfind("\n") + 1) + 1
             raise FluxError(f"malformed YAML: {exc.reason}", self.file, line, column) from None
-        except yaml.YAMLError as exc:  # pragma: no cover - every PyYAML error is one of above
-            raise FluxError(f"malformed YAML: {exc}", self.file) from None
-        except RecursionError:
-            raise FluxError("malformed YAML: nested too deeply", self.file) from None
+        raise FluxError(f"malformed YAML: {exc}", self.file) from None  # pragma: no cover
 
     def dispose(self) -> None:
         if self.loader is not None and hasattr(self.loader, "dispose"):

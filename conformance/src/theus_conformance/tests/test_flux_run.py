@@ -38,7 +38,7 @@ def _engine(make_engine: Any, **domain: Any) -> Any:
     def set_a(ctx: Any) -> None:
         ctx.domain.a = 1
 
-    @process(inputs=["domain.count"], outputs=["domain.b"])
+    @process(inputs=["domain.count"], outputs=["domain.b"], retries=50)
     def set_b(ctx: Any) -> None:
         ctx.domain.b = ctx.domain.count + 1
 

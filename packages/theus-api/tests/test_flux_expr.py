@@ -340,3 +340,24 @@ def test_snapshot_scope_is_lazy_and_maps_signals() -> None:
     assert compile_expression("global.g + other.o").evaluate(scope) == 5
     with pytest.raises(FluxError, match="there is no 'nope'"):
         compile_expression("nope.x").evaluate(scope)
+
+
+def test_flux_errors_pickle_and_subclass() -> None:
+    import pickle
+
+    from theus import WorkflowError, WorkflowLimitError
+
+    err = FluxError("bad", "f.yaml", 3, 4, "steps[0]", "x.y")
+    back = pickle.loads(pickle.dumps(err))
+    assert str(back) == str(err) == "f.yaml:3:4: steps[0]: bad"
+    assert (back.file, back.line, back.column, back.key_path, back.expression) == (
+        "f.yaml", 3, 4, "steps[0]", "x.y",
+    )  # fmt: skip
+    assert str(FluxError("bad")) == "<workflow>: bad"
+    assert str(FluxError("bad", "f.yaml")) == "f.yaml: bad"
+    limit = WorkflowLimitError("f:1:2: over", "f", 1, 2, None, ("a",))
+    assert isinstance(limit, WorkflowError) and isinstance(limit, RuntimeError)
+    back2 = pickle.loads(pickle.dumps(limit))
+    assert (
+        type(back2) is WorkflowLimitError and back2.executed == ("a",) and str(back2) == str(limit)
+    )

@@ -305,3 +305,15 @@ def test_parallel_branches_reading_what_another_writes_go_through_occ(
     assert state.domain.count == 4 + rounds
     assert 5 <= state.domain.b <= 5 + rounds
     assert state.version == rounds + 1
+
+
+def test_parallel_failure_raises_after_every_branch_ended(make_engine: Any) -> None:
+    engine = _engine(make_engine)
+    text = "steps:\n  - flux: parallel\n    branches: [[set_a], [boom], [note]]\n  - bump\n"
+    with pytest.raises(WorkflowError, match="process 'boom' failed") as info:
+        run_workflow(engine, text)
+    assert (info.value.line, info.value.column) == (3, 26)
+    state = engine.state
+    # the other branches ran to their end and committed; the step after did not run
+    assert state.domain.a == 1 and list(state.domain.log) == ["-"]
+    assert state.domain.count == 0

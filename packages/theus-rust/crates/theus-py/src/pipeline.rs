@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use pyo3::exceptions::PyException;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyFrozenSet, PyList, PyString, PyTuple};
+use pyo3::types::{PyFrozenSet, PyString, PyTuple};
 use theus_core::{Change, Path, Transaction};
 
 use crate::convert::wrap;
@@ -96,8 +96,10 @@ impl BaseRef {
     }
 }
 
+/// The path as a tuple of interned strings (their hashes are computed once, so a stage's dict
+/// lookups by path stay cheap).
 fn path_tuple<'py>(py: Python<'py>, path: &Path) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(py, path.segments().iter().map(|s| PyString::new(py, s)))
+    PyTuple::new(py, path.segments().iter().map(|s| PyString::intern(py, s)))
 }
 
 /// `theus.pipeline.Changes` for `txn`: its tree changes sorted by path, then its signals.
@@ -116,7 +118,7 @@ pub(crate) fn build_changes<'py>(
                   path: Bound<'py, PyTuple>,
                   value: Py<PyAny>|
      -> PyResult<Bound<'py, PyAny>> { new.call1((cls, (kind, path, value))) };
-    let items = PyList::empty(py);
+    let mut items: Vec<Bound<'py, PyAny>> = Vec::new();
     for entry in txn.changes() {
         let item = match entry {
             Change::Set(path, value) => {
@@ -142,14 +144,14 @@ pub(crate) fn build_changes<'py>(
                 change(intern!(py, "append"), path_tuple(py, &path)?, values)?
             }
         };
-        items.append(item)?;
+        items.push(item);
     }
     for (path, value) in txn.signals() {
-        items.append(change(
+        items.push(change(
             intern!(py, "set"),
             path_tuple(py, path)?,
             value.get(py),
-        )?)?;
+        )?);
     }
     let process = process.map_or_else(|| py.None(), |p| p.clone_ref(py));
     let outbox = outbox.map_or_else(
@@ -158,7 +160,7 @@ pub(crate) fn build_changes<'py>(
     );
     // `Changes` without its Python `__init__`: `object.__new__` and its four slots
     let out = a.object_new.bind(py).call1((a.changes.bind(py),))?;
-    out.setattr(intern!(py, "_items"), items.to_tuple())?;
+    out.setattr(intern!(py, "_items"), PyTuple::new(py, items)?)?;
     out.setattr(intern!(py, "process"), process)?;
     out.setattr(intern!(py, "_base"), py.None())?;
     out.setattr(intern!(py, "_base_fn"), Py::new(py, base)?)?;

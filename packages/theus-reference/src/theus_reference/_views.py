@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from theus import messages
 from theus.errors import ContextError
 from theus.paths import Path, format_path
 
@@ -36,10 +37,7 @@ def wrap(value: Any, path: Path, tx: Transaction | None) -> Any:
 
 
 def _read_only(path: Path, what: str) -> ContextError:
-    return ContextError(
-        f"cannot {what} {format_path(path)!r}: snapshots are immutable. Write it from a "
-        f"@process with {format_path(path)!r} in outputs=[...], or with engine.transaction()"
-    )
+    return ContextError(messages.read_only(what, format_path(path)))
 
 
 class _View:

@@ -74,7 +74,7 @@ pub enum Error {
         detail: String,
     },
     /// An optimistic commit lost (`05`).
-    #[error("conflict{}: {detail}", match path { Some(p) => format!(" at '{p}'"), None => String::new() })]
+    #[error("{detail}")]
     Conflict {
         /// The intervening write that collided, when there is one.
         path: Option<Path>,

@@ -114,6 +114,8 @@ def _tx_step(engine: Any, tx: Any, sub: list[Any]) -> None:
         tx.append(args[0], args[1])
     elif op == "get":
         tx.get(args[0])
+    elif op == "close_engine":
+        engine.close()
     elif op == "other_commit":  # a commit by another thread while this transaction is open
 
         def other() -> None:
@@ -139,6 +141,8 @@ def _host(engine: Any, step: list[Any], stash: list[Any]) -> None:
         tx.update(data={"domain.x": 1})
     elif op == "cas":
         engine.compare_and_swap(engine.state.version + step[1], **_value(step[2]))
+    elif op == "state_get":
+        engine.state.get(step[1])
     elif op == "snapshot":
         _step(engine.state, step[1], stash)
     elif op == "stashed":

@@ -193,10 +193,10 @@ class Snapshot:
         self.__setattr__(name, value)
 
     def __delattr__(self, name: str) -> None:
-        self.__setattr__(name, None)
+        raise ContextError(messages.read_only("delete", name))
 
     def __delitem__(self, name: str) -> None:
-        self.__setattr__(name, None)
+        self.__delattr__(name)
 
     def __repr__(self) -> str:
         return f"<Snapshot version={self.version} namespaces={snapshot_root(self).keys()}>"

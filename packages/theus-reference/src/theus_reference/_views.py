@@ -40,6 +40,15 @@ def _read_only(path: Path, what: str) -> ContextError:
     return ContextError(messages.read_only(what, format_path(path)))
 
 
+# the verb a read-only list view names in its error, per list operation (spec/12)
+_LIST_VERBS = {
+    "insert": "insert into",
+    "pop": "pop from",
+    "remove": "remove from",
+    "delitem": "delete from",
+}
+
+
 class _View:
     # One slot, (path, transaction or None, node), read and written only through the slot's
     # descriptor kept in this module (it is removed from the class below): no attribute of a
@@ -246,7 +255,7 @@ class MapView(_View):
 
 def _mutate(view: _View, op: str, *args: Any) -> Any:
     path, tx, _ = _state(view)
-    return _writer(path, tx, op).mutate_list(path, op, args)
+    return _writer(path, tx, _LIST_VERBS.get(op, op)).mutate_list(path, op, args)
 
 
 class ListView(_View):

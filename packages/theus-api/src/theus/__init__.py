@@ -26,6 +26,7 @@ from .errors import (
     ContextError,
     ContractViolationError,
     DepthLimitError,
+    FluxError,
     InvalidContractError,
     InvalidPathError,
     NestedExecutionError,
@@ -34,6 +35,8 @@ from .errors import (
     SignalEmpty,
     SignalLagged,
     TheusError,
+    WorkflowError,
+    WorkflowLimitError,
 )
 from .pipeline import Change, Changes, OutboxMessage, Stage
 from .schema import AppendOnly, Immutable, Mutable
@@ -59,6 +62,7 @@ __all__ = [
     "ContextError",
     "ContractViolationError",
     "DepthLimitError",
+    "FluxError",
     "Immutable",
     "InvalidContractError",
     "InvalidPathError",
@@ -78,6 +82,8 @@ __all__ = [
     "TheusEngine",
     "TheusError",
     "Transaction",
+    "WorkflowError",
+    "WorkflowLimitError",
     "Zone",
     "backends",
     "process",

@@ -11,30 +11,54 @@ import contextvars
 import functools
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any
 
 from .contracts import ProcessSpec
 from .errors import ConflictError, ContractViolationError
+from .paths import Pattern
 from .protocols import EngineCore, TxCore
+from .retry import RetryPolicy
 from .update import StateUpdate, Update
 
-__all__ = ["apply_return", "backoff", "run_async", "run_sync", "settle"]
-
-BACKOFF_BASE = 0.0005  # seconds: re-run k >= 2 sleeps uniform(0, BACKOFF_BASE * 2**(k-2))
+__all__ = [
+    "apply_return",
+    "arity_error",
+    "backoff",
+    "run_async",
+    "run_sync",
+    "settle",
+    "wildcard_error",
+]
 
 
 def backoff(attempt: int, rng: random.Random) -> float:
-    """The jittered sleep before re-run ``attempt`` (1-based); the first re-run is immediate.
+    """The jittered sleep before re-run ``attempt`` (1-based) with the default policy."""
+    return _DEFAULT.delay(attempt, rng)
 
-    A sync process that lost usually lost because its thread was preempted mid-transaction;
-    re-running at once, while the thread holds a fresh GIL slice, nearly always wins, whereas
-    sleeping would hand the GIL away again.
-    """
-    if attempt <= 1:
-        return 0.0
-    return rng.uniform(0.0, BACKOFF_BASE * (1 << (attempt - 2)))
+
+_DEFAULT = RetryPolicy()
+
+
+def arity_error(spec: ProcessSpec, result: Any) -> ContractViolationError:
+    """The error for a return value that does not fit ``spec``'s outputs (spec/06); shared by
+    every backend's return mapping (the Rust loop calls it only when it raises)."""
+    outputs = spec.outputs
+    got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
+    return ContractViolationError(
+        f"process {spec.name!r} has {len(outputs)} outputs "
+        f"{[p.text for p in outputs]}, so it must return a tuple of {len(outputs)} "
+        f"values (or a StateUpdate, or None); it returned {got}"
+    )
+
+
+def wildcard_error(spec: ProcessSpec, pattern: Pattern) -> ContractViolationError:
+    """The error for a value returned to an output with a wildcard (spec/06)."""
+    return ContractViolationError(
+        f"process {spec.name!r} returned a value, but output {pattern.text!r} has a "
+        "wildcard and cannot receive one; return a StateUpdate naming the paths"
+    )
 
 
 def apply_return(tx: TxCore, spec: ProcessSpec, result: Any) -> None:
@@ -48,20 +72,12 @@ def apply_return(tx: TxCore, spec: ProcessSpec, result: Any) -> None:
     if len(outputs) == 1:
         values: tuple[Any, ...] = (result,)
     elif not isinstance(result, tuple) or len(result) != len(outputs):
-        got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
-        raise ContractViolationError(
-            f"process {spec.name!r} has {len(outputs)} outputs "
-            f"{[p.text for p in outputs]}, so it must return a tuple of {len(outputs)} "
-            f"values (or a StateUpdate, or None); it returned {got}"
-        )
+        raise arity_error(spec, result)
     else:
         values = result
     for pattern in outputs:
         if pattern.has_wildcard:
-            raise ContractViolationError(
-                f"process {spec.name!r} returned a value, but output {pattern.text!r} has a "
-                "wildcard and cannot receive one; return a StateUpdate naming the paths"
-            )
+            raise wildcard_error(spec, pattern)
     tx.apply(Update(tuple(("set", p.segments, v) for p, v in zip(outputs, values, strict=True))))
 
 
@@ -84,26 +100,55 @@ def settle(tx: TxCore, spec: ProcessSpec, result: Any, attempt: int) -> bool:
     return True
 
 
-def run_sync(
-    core: EngineCore, handle: Any, spec: ProcessSpec, kwargs: dict[str, Any], rng: random.Random
+async def _attempts(
+    core: EngineCore,
+    handle: Any,
+    spec: ProcessSpec,
+    invoke: Callable[[Any], Awaitable[Any]],
+    sleep: Callable[[float], Awaitable[None]],
+    rng: random.Random,
+    exclusive: bool,
 ) -> Any:
-    """Run a sync process inline: attempt, map the return value, commit; re-run on conflict.
-
-    The last re-run is exclusive (spec/05), so it cannot lose.
-    """
+    """The attempt loop (spec/05), one for the sync and the async front-end: begin, run the
+    process (``await invoke(ctx)``), map its return value, commit; on conflict re-run as the
+    process's :class:`~theus.retry.RetryPolicy` says (``exclusive``: the last re-run of a sync
+    process holds the commit order)."""
+    policy = spec.retry_policy
     attempt = 0
     while True:
-        tx = core.begin(handle, attempt > 0 and attempt == spec.retries)
+        tx = core.begin(handle, exclusive and policy.exclusive(attempt))
         try:
-            result = spec.func(tx.ctx, **kwargs)
+            result = await invoke(tx.ctx)
             if settle(tx, spec, result, attempt):
                 return result
         finally:
             tx.close()
         attempt += 1
-        delay = backoff(attempt, rng)
-        if delay:
-            time.sleep(delay)
+        await sleep(policy.delay(attempt, rng))
+
+
+async def _sleep_blocking(delay: float) -> None:
+    if delay:
+        time.sleep(delay)
+
+
+def run_sync(
+    core: EngineCore, handle: Any, spec: ProcessSpec, kwargs: dict[str, Any], rng: random.Random
+) -> Any:
+    """Run a sync process inline: :func:`_attempts` driven without an event loop (nothing in
+    it awaits anything that suspends), so the process runs on the caller's thread."""
+    func = spec.func
+
+    async def invoke(ctx: Any) -> Any:
+        return func(ctx, **kwargs)
+
+    loop = _attempts(core, handle, spec, invoke, _sleep_blocking, rng, True)
+    try:
+        loop.send(None)
+    except StopIteration as done:
+        return done.value
+    loop.close()  # pragma: no cover - nothing above suspends
+    raise RuntimeError("the sync attempt loop suspended")  # pragma: no cover
 
 
 async def run_async(
@@ -115,22 +160,16 @@ async def run_async(
     executor: Callable[[], Executor],
 ) -> Any:
     """Run any process from async code (spec/11): await async ones, offload ``cpu_heavy`` ones."""
-    attempt = 0
-    while True:
-        tx = core.begin(handle)
-        try:
-            if spec.is_async:
-                result = await spec.func(tx.ctx, **kwargs)
-            elif spec.cpu_heavy:
-                call = functools.partial(spec.func, tx.ctx, **kwargs)
-                context = contextvars.copy_context()
-                loop = asyncio.get_running_loop()
-                result = await loop.run_in_executor(executor(), context.run, call)
-            else:
-                result = spec.func(tx.ctx, **kwargs)
-            if settle(tx, spec, result, attempt):
-                return result
-        finally:
-            tx.close()
-        attempt += 1
-        await asyncio.sleep(backoff(attempt, rng))
+    func = spec.func
+
+    async def invoke(ctx: Any) -> Any:
+        if spec.is_async:
+            return await func(ctx, **kwargs)
+        if spec.cpu_heavy:
+            call = functools.partial(func, ctx, **kwargs)
+            context = contextvars.copy_context()
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(executor(), context.run, call)
+        return func(ctx, **kwargs)
+
+    return await _attempts(core, handle, spec, invoke, asyncio.sleep, rng, False)

@@ -11,6 +11,7 @@ from typing import Any, TypeVar, overload
 from . import messages
 from .errors import ContractViolationError, InvalidContractError
 from .paths import Path, Pattern, format_path, parse_pattern
+from .retry import RetryPolicy
 from .zones import Zone, zone_of
 
 __all__ = ["Contract", "ProcessSpec", "Semantic", "process", "spec_of", "validate_contract"]
@@ -42,6 +43,11 @@ class ProcessSpec:
     def contract(self) -> Contract:
         """The compiled contract (coverage with caches)."""
         return Contract(self)
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """How this process is re-run after a conflict (spec/05)."""
+        return RetryPolicy(self.retries)
 
 
 def _patterns(value: object, where: str) -> tuple[Pattern, ...]:

@@ -17,6 +17,7 @@ __all__ = [
     "ContextError",
     "ContractViolationError",
     "DepthLimitError",
+    "FluxError",
     "InvalidContractError",
     "InvalidPathError",
     "NestedExecutionError",
@@ -30,6 +31,8 @@ __all__ = [
     "SignalEmpty",
     "SignalLagged",
     "TheusError",
+    "WorkflowError",
+    "WorkflowLimitError",
 ]
 
 
@@ -191,3 +194,79 @@ class AuditRecipeError(TheusError, ValueError):
         self,
     ) -> tuple[type[AuditRecipeError], tuple[str, str, str | None, int | None, int | None]]:
         return (type(self), (self.problem, self.key_path, self.file, self.line, self.column))
+
+
+class FluxError(TheusError, ValueError):
+    """A Flux workflow or condition is malformed, or a condition could not be evaluated
+    (spec/18-flux.md).
+
+    The message starts with ``FILE:LINE:COLUMN:`` (``FILE`` alone when the position is unknown),
+    then the key path in the workflow (``steps[2].condition``) when there is one, then the
+    problem. ``file``, ``line``, ``column`` (1-based; ``None`` when unknown), ``key_path``,
+    ``expression`` (the condition's text, or ``None``) and ``problem`` carry the parts.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        key_path: str | None = None,
+        expression: str | None = None,
+    ) -> None:
+        where = file if file is not None else "<workflow>"
+        if line is not None:
+            where = f"{where}:{line}:{column if column is not None else 1}"
+        parts = [where]
+        if key_path:
+            parts.append(key_path)
+        parts.append(problem)
+        super().__init__(": ".join(parts))
+        self.problem = problem
+        self.file = file
+        self.line = line
+        self.column = column
+        self.key_path = key_path
+        self.expression = expression
+
+    def __reduce__(self) -> Any:
+        return (
+            type(self),
+            (self.problem, self.file, self.line, self.column, self.key_path, self.expression),
+        )
+
+
+class WorkflowError(TheusError, RuntimeError):
+    """A step of a running Flux workflow failed (spec/18-flux.md); earlier steps stay committed.
+
+    The message names the step's ``FILE:LINE:COLUMN``, the process and the cause (chained as
+    ``__cause__``). ``file``, ``line``, ``column``, ``process`` and ``executed`` (the names of
+    the processes that committed before the failure, in order) carry the parts.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        file: str | None = None,
+        line: int | None = None,
+        column: int | None = None,
+        process: str | None = None,
+        executed: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.file = file
+        self.line = line
+        self.column = column
+        self.process = process
+        self.executed = tuple(executed)
+
+    def __reduce__(self) -> Any:
+        return (
+            type(self),
+            (str(self), self.file, self.line, self.column, self.process, self.executed),
+        )
+
+
+class WorkflowLimitError(WorkflowError):
+    """A run exceeded ``max_ops`` or a loop its ``max_iterations`` (spec/18-flux.md)."""

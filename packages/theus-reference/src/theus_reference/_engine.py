@@ -327,6 +327,7 @@ class ReferenceEngine:
             self._current = snap
             if wanted:
                 ticket = pipeline.enqueue(snap, changes)  # type: ignore[arg-type]  # in commit order
+        tx.open = False  # its views end with its commit: after_commit sees them ended (15)
         held, tx.held = tx.held, None
         if held is not None:  # an exclusive transaction's hold ends with its commit
             held.release()

@@ -22,7 +22,7 @@ from theus.update import Update
 from theus.zones import Zone
 
 from ._meta import find_meta, hide_meta
-from ._pmap import MISSING
+from ._pmap import MISSING, PMap
 from ._pvec import PList
 from ._tree import (
     check_key,
@@ -172,26 +172,28 @@ class Transaction:
         return zone
 
     # -- reads -----------------------------------------------------------------------------
-    def node(self, path: Path) -> Any:
-        """The draft's value at ``path`` (the view's container)."""
+    def node(self, path: Path, kind: type | None = None) -> Any:
+        """The draft's container at ``path`` (a view's), of type ``kind`` when given: a path
+        that now holds something else (a scalar, or a list for a map view) means the
+        container the view was made for no longer exists."""
         self._alive()
         value = get_in(self.root, path)
-        if value is MISSING:
+        if value is MISSING or not is_node(value) or (kind is not None and type(value) is not kind):
             raise ContextError(f"{format_path(path)!r} no longer exists in this transaction")
         return value
 
-    def observe(self, path: Path) -> Any:
-        """A whole-container read of ``path`` (len, iteration, ==, to_dict ...); for a pure
-        process without the meta values below it (spec/03)."""
-        return self._atomic(self._observe, path, self._pure)
+    def observe(self, path: Path, kind: type | None = None) -> Any:
+        """A whole-container read of ``path`` (len, iteration, ==, to_dict ...) of type
+        ``kind``; for a pure process without the meta values below it (spec/03)."""
+        return self._atomic(self._observe, path, self._pure, kind)
 
-    def _observe(self, path: Path, hide: bool) -> Any:
+    def _observe(self, path: Path, hide: bool, kind: type | None = None) -> Any:
         self._alive()
         zone, _ = zone_root(path)
         if not self._readable(path, zone):
             raise self.contract.read_violation(path)  # type: ignore[union-attr]
         self.reads.add(path)
-        node = self.node(path)
+        node = self.node(path, kind)
         if not hide or zone is not Zone.DATA:
             return node
         cached = self._shown.get(id(node))
@@ -262,7 +264,7 @@ class Transaction:
         if not isinstance(key, str):
             raise KeyError(key)
         path = (*parent, key)
-        value = child(self.node(parent), key)
+        value = child(self.node(parent, PMap), key)
         missing: BaseException = (
             AttributeError(f"no key {key!r} at {format_path(parent)!r}") if attr else KeyError(key)
         )
@@ -273,7 +275,7 @@ class Transaction:
         return self._atomic(self._read_index, parent, index)
 
     def _read_index(self, parent: Path, index: int) -> Any:
-        node = self.node(parent)
+        node = self.node(parent, PList)
         value = node.get(index) if index < len(node) else MISSING
         missing = IndexError(f"list index out of range at {format_path(parent)!r}")
         return self._lookup((*parent, str(index)), value, missing)

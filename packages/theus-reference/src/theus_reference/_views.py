@@ -85,7 +85,7 @@ def view_state(view: _View) -> tuple[Path, Transaction | None, Any]:
 
 def _whole(path: Path, tx: Transaction | None, node: Any) -> Any:
     """The node, observed as a whole (a recorded read of this path in a transaction)."""
-    return node if tx is None else tx.observe(path)
+    return node if tx is None else tx.observe(path, type(node))
 
 
 def _writer(path: Path, tx: Transaction | None, what: str, key: Any = None) -> Transaction:

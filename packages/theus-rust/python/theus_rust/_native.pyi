@@ -4,11 +4,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from typing import Any, final
 
 from theus.contracts import ProcessSpec
+from theus.outbox import OutboxBuffer
 from theus.protocols import EngineOptions
 from theus.update import Update
 
 __all__ = [
     "HISTORY_CAPACITY",
+    "BaseRef",
     "Ctx",
     "Engine",
     "Handle",
@@ -18,6 +20,7 @@ __all__ = [
     "Receiver",
     "Snapshot",
     "Tx",
+    "Watcher",
 ]
 
 HISTORY_CAPACITY: int
@@ -81,6 +84,8 @@ class Tx:
     def version(self) -> int: ...
     @property
     def wrote(self) -> bool: ...
+    @property
+    def outbox(self) -> OutboxBuffer: ...
     def apply(self, update: Update) -> None: ...
     def get(self, path: str, default: Any = None) -> Any: ...
     def commit(self, strict: bool = False) -> Snapshot: ...
@@ -96,6 +101,8 @@ class Ctx:
     def global_(self) -> MapView: ...
     @property
     def local(self) -> Any: ...
+    @property
+    def outbox(self) -> OutboxBuffer: ...
     @property
     def version(self) -> int: ...
     def __getitem__(self, name: str, /) -> Any: ...
@@ -199,3 +206,15 @@ class Receiver:
     @property
     def capacity(self) -> int: ...
     def close(self) -> None: ...
+
+@final
+class Watcher:
+    """The callback an engine gives ``CommitPipeline.watch`` (spec/15)."""
+
+    def __call__(self, before: tuple[Callable[..., None], ...], wants: frozenset[str]) -> None: ...
+
+@final
+class BaseRef:
+    """``Changes.base`` of a rust commit, made into the snapshot on first use."""
+
+    def __call__(self) -> Snapshot: ...

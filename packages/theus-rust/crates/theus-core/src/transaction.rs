@@ -252,7 +252,7 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
         let container = if parent.generation == self.generation {
             &parent.value
         } else {
-            fresh = self.resolve(&parent.path)?;
+            fresh = self.resolve_for(parent)?;
             &fresh
         };
         let found: Option<(Option<&Arc<str>>, &Value<L>)> = match container {
@@ -319,7 +319,7 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
         let value = if node.generation == self.generation {
             node.value.clone()
         } else {
-            self.resolve(&node.path)?
+            self.resolve_for(node)?
         };
         self.record_read(node.path.clone());
         Ok(value)
@@ -364,7 +364,7 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
     /// path no longer holds a container.
     pub fn refresh(&self, node: &mut Node<L>) -> Result<()> {
         if node.generation != self.generation {
-            node.value = self.resolve(&node.path)?;
+            node.value = self.resolve_for(node)?;
             node.generation = self.generation;
         }
         Ok(())
@@ -455,6 +455,23 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
     }
 
     /// The current draft container at `path`.
+    /// The current container at `node`'s path, of the same kind as the one the node was made
+    /// for: a map node whose path now holds a list (or the reverse) no longer exists.
+    fn resolve_for(&self, node: &Node<L>) -> Result<Value<L>> {
+        let value = self.resolve(&node.path)?;
+        if std::mem::discriminant(&value) != std::mem::discriminant(&node.value) {
+            return Err(Error::NotAContainer {
+                path: node.path.clone(),
+                detail: format!(
+                    "the value here is now a {}, no longer the {} of this view",
+                    value.kind(),
+                    node.value.kind()
+                ),
+            });
+        }
+        Ok(value)
+    }
+
     fn resolve(&self, path: &Path) -> Result<Value<L>> {
         if path.is_root() {
             return Ok(Value::Map(self.draft.clone()));

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString};
+use pyo3::types::{PyDict, PyString, PyTuple};
 use theus_core::{Contract, Error, PMap, Path, Semantic, Store, Zone};
 
 use crate::convert::freeze;
@@ -17,9 +18,6 @@ use crate::pipeline::{Hooks, Watcher};
 use crate::snapshot::Snapshot;
 use crate::tx::{lock_commits, Tx};
 use crate::{api, Leaf};
-
-/// Re-run `k >= 2` sleeps a random time in `[0, BACKOFF_BASE * 2^(k-2)]` seconds (spec `05`).
-const BACKOFF_BASE: f64 = 0.0005;
 
 /// One engine's state store: the current snapshot, the commit lock and history, its options.
 #[pyclass(module = "theus_rust._native", frozen)]
@@ -51,7 +49,13 @@ pub struct Handle {
     func: Py<PyAny>,
     name: String,
     name_py: Py<PyAny>,
+    /// `spec.retry_policy` (spec `05`), read once: re-runs, backoff base, exclusive last re-run.
     retries: u64,
+    backoff_base: f64,
+    exclusive_last: bool,
+    /// The outputs a plain return value maps onto (spec `06`): the path, or `None` for a
+    /// pattern with a wildcard (which cannot receive a value).
+    outputs: Vec<Option<Path>>,
 }
 
 impl Handle {
@@ -120,7 +124,7 @@ impl Engine {
         Ok(())
     }
 
-    fn jitter(&self, attempt: u64) -> f64 {
+    fn jitter(&self, attempt: u64, base: f64) -> f64 {
         if attempt <= 1 {
             return 0.0;
         }
@@ -133,8 +137,8 @@ impl Engine {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^= z >> 31;
         let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
-        let shift = (attempt - 2).min(30) as i32;
-        unit * BACKOFF_BASE * 2f64.powi(shift)
+        let shift = (attempt - 2).min(62) as i32;
+        unit * base * 2f64.powi(shift)
     }
 }
 
@@ -143,6 +147,54 @@ fn texts(patterns: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
         .try_iter()?
         .map(|p| p?.getattr("text")?.extract::<String>())
         .collect()
+}
+
+/// Map a process's return value onto its outputs (spec `06`), natively, exactly like
+/// `theus._runner.apply_return`: a `StateUpdate` is applied; `None`, an in-place write or no
+/// outputs map nothing; else one value per output (a tuple for several), never to a wildcard.
+fn map_return(
+    py: Python<'_>,
+    tx: &Py<Tx>,
+    handle: &Handle,
+    result: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    if result.is_none() {
+        return Ok(()); // (before the StateUpdate check: the common case, one pointer compare)
+    }
+    let a = api(py);
+    if result.is_instance(a.state_update.bind(py))? {
+        let update = result.call_method0(intern!(py, "to_update"))?;
+        return Tx::apply(tx.bind(py), &update);
+    }
+    if handle.outputs.is_empty() || Tx::wrote_in_place(py, tx)? {
+        return Ok(());
+    }
+    let spec = handle.spec.bind(py);
+    let values: Vec<Bound<'_, PyAny>> = if handle.outputs.len() == 1 {
+        vec![result.clone()]
+    } else {
+        match result.cast::<PyTuple>() {
+            Ok(t) if t.len() == handle.outputs.len() => t.iter().collect(),
+            _ => {
+                return Err(PyErr::from_value(
+                    a.arity_error.bind(py).call1((spec, result))?,
+                ))
+            }
+        }
+    };
+    for (i, output) in handle.outputs.iter().enumerate() {
+        if output.is_none() {
+            let pattern = spec.getattr(intern!(py, "outputs"))?.get_item(i)?;
+            return Err(PyErr::from_value(
+                a.wildcard_error.bind(py).call1((spec, pattern))?,
+            ));
+        }
+    }
+    for (path, value) in handle.outputs.iter().zip(values) {
+        let path = path.as_ref().expect("checked above");
+        crate::views::set_path(py, tx, path, &value, false)?;
+    }
+    Ok(())
 }
 
 /// One attempt: run the function, map its return value, commit. `Ok(Err(conflict))` when the
@@ -159,12 +211,7 @@ fn attempt(
         Some(kw) if !kw.is_empty() => func.call((ctx,), Some(kw))?,
         _ => func.call1((ctx,))?,
     };
-    if !result.is_none() {
-        api(py)
-            .apply_return
-            .bind(py)
-            .call1((tx.bind(py), handle.spec.bind(py), &result))?;
-    }
+    map_return(py, tx, handle, &result)?;
     match Tx::commit_inner(tx.bind(py), false) {
         Ok(_) => Ok(Ok(result.unbind())),
         Err(e) if e.is_instance(py, api(py).conflict_error.bind(py)) => Ok(Err(e)),
@@ -243,8 +290,10 @@ impl Engine {
         let semantic_name: String = spec.getattr("semantic")?.getattr("value")?.extract()?;
         let semantic = Semantic::parse(&semantic_name)
             .ok_or_else(|| invalid_contract(py, format!("unknown semantic {semantic_name:?}")))?;
-        // Any int >= 0 (spec `04`); beyond u64 saturates: no run can reach that many re-runs.
-        let retries_obj = spec.getattr("retries")?;
+        // The re-run policy as data (`theus.retry.RetryPolicy`). Any int >= 0 (spec `04`);
+        // beyond u64 saturates: no run can reach that many re-runs.
+        let policy = spec.getattr("retry_policy")?;
+        let retries_obj = policy.getattr("retries")?;
         let retries: u64 = match retries_obj.extract() {
             Ok(n) => n,
             Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(py) => {
@@ -255,6 +304,21 @@ impl Engine {
             }
             Err(e) => return Err(e),
         };
+        let backoff_base: f64 = policy.getattr("backoff_base")?.extract()?;
+        let exclusive_last: bool = policy.getattr("exclusive_last")?.extract()?;
+        let mut targets = Vec::new();
+        for pattern in spec.getattr("outputs")?.try_iter()? {
+            let pattern = pattern?;
+            targets.push(if pattern.getattr("has_wildcard")?.is_truthy()? {
+                None
+            } else {
+                let segments: Vec<String> = pattern.getattr("segments")?.extract()?;
+                Some(
+                    Path::from_segments(segments)
+                        .map_err(|e| invalid_contract(py, e.to_string()))?,
+                )
+            });
+        }
         let contract =
             Contract::compile(&name, &inputs, &outputs, semantic).map_err(|e| match e {
                 Error::InvalidContract { .. } => invalid_contract(py, e.to_string()),
@@ -267,6 +331,9 @@ impl Engine {
             name_py: PyString::new(py, &name).into_any().unbind(),
             name,
             retries,
+            backoff_base,
+            exclusive_last,
+            outputs: targets,
         })
     }
 
@@ -297,7 +364,7 @@ impl Engine {
         let mut attempts: u64 = 0;
         loop {
             slf.get().check_open(py)?;
-            let exclusive = attempts > 0 && attempts == h.retries;
+            let exclusive = h.exclusive_last && attempts > 0 && attempts == h.retries;
             let process = (Arc::clone(&h.contract), h.name_obj(py));
             let tx = Tx::begin(py, slf, Some(process), exclusive)?;
             let outcome = attempt(py, &tx, h, kwargs);
@@ -322,7 +389,7 @@ impl Engine {
                     }
                 }
             }
-            let delay = slf.get().jitter(attempts);
+            let delay = slf.get().jitter(attempts, h.backoff_base);
             if delay > 0.0 {
                 py.detach(|| std::thread::sleep(Duration::from_secs_f64(delay)));
             }

@@ -73,7 +73,9 @@ pub(crate) struct Api {
     pub mapping_proxy: Py<PyAny>,
     pub signal: Py<PyAny>,
     pub local: Py<PyAny>,
-    pub apply_return: Py<PyAny>,
+    pub arity_error: Py<PyAny>,
+    pub wildcard_error: Py<PyAny>,
+    pub state_update: Py<PyAny>,
     pub change: Py<PyAny>,
     pub changes: Py<PyAny>,
     pub tuple_new: Py<PyAny>,
@@ -88,9 +90,10 @@ pub(crate) struct Api {
 static API: PyOnceLock<Api> = PyOnceLock::new();
 
 fn load_api(py: Python<'_>) -> PyResult<Api> {
-    let errors = py.import("theus.errors")?;
+    // Everything comes from the declared backend-facing module (spec `14`).
+    let theus = py.import("theus.backend")?;
     let ty = |name: &str| -> PyResult<Py<PyType>> {
-        Ok(errors.getattr(name)?.cast_into::<PyType>()?.unbind())
+        Ok(theus.getattr(name)?.cast_into::<PyType>()?.unbind())
     };
     let builtins = py.import("builtins")?;
     Ok(Api {
@@ -107,15 +110,17 @@ fn load_api(py: Python<'_>) -> PyResult<Api> {
         mapping_abc: py.import("collections.abc")?.getattr("Mapping")?.unbind(),
         sequence_abc: py.import("collections.abc")?.getattr("Sequence")?.unbind(),
         mapping_proxy: py.import("types")?.getattr("MappingProxyType")?.unbind(),
-        signal: py.import("theus.signals")?.getattr("Signal")?.unbind(),
-        local: py.import("theus.local")?.getattr("Local")?.unbind(),
-        apply_return: py
+        signal: theus.getattr("Signal")?.unbind(),
+        local: theus.getattr("Local")?.unbind(),
+        arity_error: theus.getattr("arity_error")?.unbind(),
+        wildcard_error: py
             .import("theus._runner")?
-            .getattr("apply_return")?
+            .getattr("wildcard_error")?
             .unbind(),
-        change: py.import("theus.pipeline")?.getattr("Change")?.unbind(),
-        changes: py.import("theus.pipeline")?.getattr("Changes")?.unbind(),
-        outbox_buffer: py.import("theus.outbox")?.getattr("OutboxBuffer")?.unbind(),
+        state_update: theus.getattr("StateUpdate")?.unbind(),
+        change: theus.getattr("Change")?.unbind(),
+        changes: theus.getattr("Changes")?.unbind(),
+        outbox_buffer: theus.getattr("OutboxBuffer")?.unbind(),
         tuple_new: builtins.getattr("tuple")?.getattr("__new__")?.unbind(),
         object_new: builtins.getattr("object")?.getattr("__new__")?.unbind(),
         sorted: builtins.getattr("sorted")?.unbind(),

@@ -8,6 +8,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar, overload
 
+from . import messages
 from .errors import ContractViolationError, InvalidContractError
 from .paths import Path, Pattern, format_path, parse_pattern
 from .retry import RetryPolicy
@@ -249,18 +250,22 @@ class Contract:
 
     def read_violation(self, path: Path) -> ContractViolationError:
         """The error for reading ``path`` outside the contract."""
-        declared = [p.text for p in self.readable]
         return ContractViolationError(
-            f"process {self.spec.name!r} read {format_path(path)!r}, which is not covered by "
-            f"its inputs or outputs {declared}; declare it in inputs=[...]"
+            messages.read_outside(
+                self.spec.name,
+                format_path(path),
+                [p.text for p in self.spec.inputs],
+                [p.text for p in self.spec.outputs],
+            )
         )
 
-    def write_violation(self, path: Path) -> ContractViolationError:
-        """The error for writing ``path`` outside the outputs."""
-        declared = [p.text for p in self.writable]
+    def write_violation(self, path: Path, op: str = "set") -> ContractViolationError:
+        """The error for a write (``op``, see :data:`theus.messages.VERBS`) of ``path``
+        outside the outputs."""
         return ContractViolationError(
-            f"process {self.spec.name!r} wrote {format_path(path)!r}, which is not covered by "
-            f"its outputs {declared}; declare it in outputs=[...]"
+            messages.write_outside(
+                self.spec.name, op, format_path(path), [p.text for p in self.writable]
+            )
         )
 
 

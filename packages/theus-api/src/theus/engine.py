@@ -15,6 +15,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, cast
 
+from . import messages
 from ._discovery import select_backend
 from ._runner import run_async, run_sync
 from .contracts import ProcessSpec, spec_of, validate_contract
@@ -391,10 +392,7 @@ class TheusEngine:
         tx = self._core.begin(None)
         try:
             if tx.version != expected_version:
-                raise ConflictError(
-                    f"compare_and_swap expected version {expected_version}, "
-                    f"but the state is at version {tx.version}"
-                )
+                raise ConflictError(messages.cas_mismatch(expected_version, tx.version))
             tx.apply(update)
             return tx.commit(strict=True)
         finally:

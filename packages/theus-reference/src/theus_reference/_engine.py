@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from theus import messages
 from theus.contracts import Contract, ProcessSpec
 from theus.errors import ConflictError, ContextError, NestedExecutionError
 from theus.paths import Path, format_path, parse_path
@@ -186,19 +187,16 @@ class Snapshot:
         return thaw(snapshot_root(self))  # type: ignore[no-any-return]
 
     def __setattr__(self, name: str, value: Any) -> None:
-        raise ContextError(
-            f"cannot assign {name!r}: snapshots are immutable; write from a @process or "
-            "engine.transaction()"
-        )
+        raise ContextError(messages.read_only("assign", name))
 
     def __setitem__(self, name: str, value: Any) -> None:
         self.__setattr__(name, value)
 
     def __delattr__(self, name: str) -> None:
-        self.__setattr__(name, None)
+        raise ContextError(messages.read_only("delete", name))
 
     def __delitem__(self, name: str) -> None:
-        self.__setattr__(name, None)
+        self.__delattr__(name)
 
     def __repr__(self) -> str:
         return f"<Snapshot version={self.version} namespaces={snapshot_root(self).keys()}>"
@@ -348,14 +346,9 @@ class ReferenceEngine:
     def _check(self, tx: Transaction, latest: Snapshot, strict: bool) -> None:
         behind = latest.version - tx.version
         if strict:
-            raise ConflictError(
-                f"{behind} commit(s) landed since version {tx.version} (strict compare-and-swap)"
-            )
+            raise ConflictError(messages.cas_strict(tx.version, latest.version))
         if behind > len(self._history):
-            raise ConflictError(
-                f"the transaction read version {tx.version}, older than the {HISTORY} commits "
-                "of history kept"
-            )
+            raise ConflictError(messages.conflict_history(tx.version, HISTORY, latest.version))
         mine = tx.reads | tx.writes
         prefixes = {p[:i] for p in mine for i in range(1, len(p))}
         for version, written in reversed(self._history):
@@ -364,6 +357,5 @@ class ReferenceEngine:
             hit = _conflict(mine, prefixes, written)
             if hit is not None:
                 raise ConflictError(
-                    f"version {version} changed {format_path(hit)!r}, which this transaction "
-                    f"read or wrote at version {tx.version}"
+                    messages.conflict_changed(format_path(hit), version, tx.version)
                 )

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from theus import messages
 from theus.contracts import Contract, Semantic
 from theus.errors import ContextError, ContractViolationError
 from theus.local import Local
@@ -118,7 +119,7 @@ class Transaction:
             return True
         if zone is Zone.META and self.semantic is Semantic.PURE:
             raise ContractViolationError(
-                f"pure process {contract.spec.name!r} may not read meta path {format_path(path)!r}"
+                messages.semantic_read(contract.spec.name, format_path(path))
             )
         if contract.can_read(path) or not self.engine.strict_guards:
             return True
@@ -127,13 +128,12 @@ class Transaction:
         raise contract.read_violation(path)
 
     def _check_write(self, path: Path, kind: str, value: Any = MISSING) -> Zone:
-        """Contract, semantic and zone rules for a write of ``kind`` at ``path``."""
+        """Contract, semantic and zone rules for a write of ``kind`` (an operation name of
+        :data:`theus.messages.VERBS`) at ``path``."""
         self._alive()
         if len(path) < 2:
             if kind != "set" or path[0] not in self.base_root:
-                raise ContextError(
-                    f"namespaces are fixed when the engine is made; cannot {kind} {path[0]!r}"
-                )
+                raise ContextError(messages.namespace_fixed(kind, path[0]))
             if not isinstance(value, Mapping | MapView):
                 raise TypeError(
                     f"namespace {path[0]!r} must be assigned a mapping, not {type(value).__name__}"
@@ -143,26 +143,22 @@ class Transaction:
         where = format_path(path)
         if contract is not None:
             if not contract.can_write(path):
-                raise contract.write_violation(path)
-            name = contract.spec.name
-            if self.semantic is Semantic.PURE and zone in (Zone.META, Zone.SIGNAL):
+                raise contract.write_violation(path, kind)
+            if (self.semantic is Semantic.PURE and zone in (Zone.META, Zone.SIGNAL)) or (
+                self.semantic is Semantic.GUIDE and zone not in (Zone.SIGNAL, Zone.META)
+            ):
                 raise ContractViolationError(
-                    f"pure process {name!r} may not write {zone.value} path {where!r}"
+                    messages.semantic_write(
+                        self.semantic.value, contract.spec.name, kind, zone.value, where
+                    )
                 )
-            if self.semantic is Semantic.GUIDE and zone not in (Zone.SIGNAL, Zone.META):
-                raise ContractViolationError(
-                    f"guide process {name!r} may write only signal and meta paths, not {where!r}"
-                )
-        if zone is Zone.SIGNAL and (kind != "set" or root_len != len(path)):
-            raise ContractViolationError(
-                f"cannot {kind} signal path {where!r}: signals are transient values; "
-                "assign the signal path itself"
-            )
+        root = format_path(path[:root_len])
         if zone is Zone.HEAVY and root_len != len(path):
-            raise ContextError(
-                f"cannot write {where!r}: the heavy value at "
-                f"{format_path(path[:root_len])!r} is opaque to the engine"
-            )
+            raise ContextError(messages.heavy_below(kind, where, root))
+        if zone is Zone.SIGNAL and root_len != len(path):
+            raise ContractViolationError(messages.signal_below(kind, where, root))
+        if zone is Zone.SIGNAL and kind != "set":
+            raise ContractViolationError(messages.signal_not_assigned(kind, where))
         if zone is Zone.LOG:
             creating = (
                 kind == "set"
@@ -170,11 +166,9 @@ class Transaction:
                 and get_in(self.root, path) is MISSING
                 and isinstance(value, list | ListView | PList)
             )
-            if not (creating or (kind == "append" and root_len == len(path))):
-                raise ContractViolationError(
-                    f"cannot {kind} {where!r}: the log zone is append-only "
-                    f"(only append/extend on {format_path(path[:root_len])!r})"
-                )
+            appending = kind in ("append", "extend") and root_len == len(path)
+            if not (creating or appending):
+                raise ContractViolationError(messages.log_append_only(kind, where, root))
         return zone
 
     # -- reads -----------------------------------------------------------------------------
@@ -208,14 +202,14 @@ class Transaction:
             self._shown[id(node)] = cached
         return cached[1]
 
-    def refuse_meta_below(self, path: Path) -> None:
+    def refuse_meta_below(self, path: Path, what: str = "clear") -> None:
         """For a pure process: ``ContractViolationError`` if the value at ``path`` holds meta
         keys (``clear()`` of a map would delete them)."""
         self._enter()
         try:
             self._alive()
             if self._pure and zone_root(path)[0] is Zone.DATA:
-                self._no_meta(path, get_in(self.root, path), "delete")
+                self._no_meta(path, get_in(self.root, path), what)
         finally:
             self._exit()
 
@@ -317,7 +311,7 @@ class Transaction:
             if tx is None:
                 return node
             if tx is not self:
-                raise ContextError("a view from another transaction cannot be written here")
+                raise ContextError(messages.foreign_view(format_path(path)))
             return self._observe(path, False)  # its whole content: meta is checked on store
         return value
 
@@ -476,13 +470,12 @@ class Transaction:
             self._exit()
 
     def _target_list(self, path: Path, op: str) -> tuple[Zone, PList]:
-        kind = "append" if op in ("append", "extend") else op
-        zone = self._check_write(path, kind)
+        zone = self._check_write(path, op)
         current = get_in(self.root, path)
         if current is MISSING:
-            raise KeyError(f"cannot {op} {format_path(path)!r}: no such list")
+            raise KeyError(f"cannot {messages.verb(op)} {format_path(path)!r}: no such list")
         if type(current) is not PList:
-            raise TypeError(f"cannot {op} {format_path(path)!r}: it is not a list")
+            raise TypeError(f"cannot {messages.verb(op)} {format_path(path)!r}: it is not a list")
         return zone, current
 
     def _mutate_list(self, path: Path, op: str, args: tuple[Any, ...]) -> Any:
@@ -575,18 +568,30 @@ class Transaction:
 
     def _set_check(self, path: Path, value: Any) -> Zone:
         zone = self._check_write(path, "set", value)
-        if zone is not Zone.SIGNAL and get_in(self.root, path[:-1]) is MISSING:
-            raise KeyError(
-                f"cannot write {format_path(path)!r}: {format_path(path[:-1])!r} does not exist"
-            )
+        if zone is not Zone.SIGNAL:  # the first missing or non-container ancestor is named
+            node = self.root
+            for i in range(1, len(path)):
+                parent, node = node, child(node, path[i - 1])
+                if node is MISSING and type(parent) is PList:
+                    raise IndexError(
+                        f"list index out of range: {format_path(path[:i])!r} "
+                        f"(the list has {len(parent)} items)"
+                    )
+                if node is MISSING:
+                    raise KeyError(
+                        f"cannot write {format_path(path)!r}: "
+                        f"{format_path(path[:i])!r} does not exist"
+                    )
+                if not is_node(node):
+                    raise ContextError(
+                        f"cannot write {format_path(path)!r}: "
+                        f"{format_path(path[:i])!r} is not a map or list"
+                    )
         parent = get_in(self.root, path[:-1])
-        if zone is not Zone.SIGNAL and not is_node(parent):
-            raise ContextError(
-                f"cannot write {format_path(path)!r}: "
-                f"{format_path(path[:-1])!r} is not a map or list"
-            )
         if type(parent) is PList and index_of(parent, path[-1]) is None:
-            raise IndexError(f"list index out of range: {format_path(path)!r}")
+            raise IndexError(
+                f"list index out of range: {format_path(path)!r} (the list has {len(parent)} items)"
+            )
         return zone
 
     def _delete_op(self, path: Path) -> None:
@@ -594,11 +599,22 @@ class Transaction:
         if type(parent) is PList:  # an item delete shifts indices: a list write
             self._check_write(path[:-1], "delitem")
             if index_of(parent, path[-1]) is None:
-                raise IndexError(f"cannot delete {format_path(path)!r}: no such item")
+                raise IndexError(
+                    f"cannot delete {format_path(path)!r}: no such item "
+                    f"(the list has {len(parent)} items)"
+                )
             self._delete(path, written=path[:-1])
             return
         self._check_write(path, "delete")
         if get_in(self.root, path) is MISSING:
+            node = self.root
+            for segment in path[:-1]:  # an item missing from a list on the way: no such item
+                parent, node = node, child(node, segment)
+                if node is MISSING and type(parent) is PList:
+                    raise IndexError(
+                        f"cannot delete {format_path(path)!r}: no such item "
+                        f"(the list has {len(parent)} items)"
+                    )
             raise KeyError(f"cannot delete {format_path(path)!r}: no such key")
         self._delete(path)
 

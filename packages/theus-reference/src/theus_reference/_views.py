@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from theus import messages
 from theus.errors import ContextError
 from theus.paths import Path, format_path
 
@@ -36,10 +37,16 @@ def wrap(value: Any, path: Path, tx: Transaction | None) -> Any:
 
 
 def _read_only(path: Path, what: str) -> ContextError:
-    return ContextError(
-        f"cannot {what} {format_path(path)!r}: snapshots are immutable. Write it from a "
-        f"@process with {format_path(path)!r} in outputs=[...], or with engine.transaction()"
-    )
+    return ContextError(messages.read_only(what, format_path(path)))
+
+
+# the verb a read-only list view names in its error, per list operation (spec/12)
+_LIST_VERBS = {
+    "insert": "insert into",
+    "pop": "pop from",
+    "remove": "remove from",
+    "delitem": "delete from",
+}
 
 
 class _View:
@@ -248,7 +255,7 @@ class MapView(_View):
 
 def _mutate(view: _View, op: str, *args: Any) -> Any:
     path, tx, _ = _state(view)
-    return _writer(path, tx, op).mutate_list(path, op, args)
+    return _writer(path, tx, _LIST_VERBS.get(op, op)).mutate_list(path, op, args)
 
 
 class ListView(_View):

@@ -109,7 +109,7 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
             return Err(Error::Conflict {
                 path: None,
                 detail: format!(
-                    "compare-and-swap expected version {base}, but the state is at version {}",
+                    "compare_and_swap expected version {base}, but the state is at version {}",
                     latest.version()
                 ),
             });

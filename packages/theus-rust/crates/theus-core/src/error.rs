@@ -8,6 +8,19 @@ use crate::path::Path;
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// `'text'`, cut in the middle when longer than 120 characters (with the length), as messages
+/// show a path that could not be parsed (spec `12`).
+fn shown(text: &str) -> String {
+    let quoted = format!("'{text}'");
+    let count = quoted.chars().count();
+    if count <= 120 {
+        return quoted;
+    }
+    let head: String = quoted.chars().take(60).collect();
+    let tail: String = quoted.chars().skip(count - 60).collect();
+    format!("{head}...{tail} ({} characters)", text.chars().count())
+}
+
 /// Every failure the core can report.
 ///
 /// Mapping onto `spec/12-errors.md` (done by the Python crate):
@@ -20,7 +33,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A malformed dotted path (`02`).
-    #[error("invalid path {path:?}: {detail}")]
+    #[error("invalid path {}: {detail}", shown(path))]
     InvalidPath {
         /// The text as given.
         path: String,
@@ -74,7 +87,7 @@ pub enum Error {
         detail: String,
     },
     /// An optimistic commit lost (`05`).
-    #[error("conflict{}: {detail}", match path { Some(p) => format!(" at '{p}'"), None => String::new() })]
+    #[error("{detail}")]
     Conflict {
         /// The intervening write that collided, when there is one.
         path: Option<Path>,

@@ -495,7 +495,7 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
             path: path.clone(),
             detail: format!(
                 "process '{}' may not read '{path}': it is not covered by its inputs {} or \
-                 outputs {}; declare it in inputs",
+                 outputs {}; declare it in inputs=[...]",
                 c.name(),
                 c.describe_inputs(),
                 c.describe_outputs()
@@ -507,7 +507,7 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
         Error::ContractViolation {
             path: path.clone(),
             detail: format!(
-                "process '{}' is pure and may not read meta path '{path}'",
+                "pure process '{}' may not read meta path '{path}'",
                 self.contract.name()
             ),
         }

@@ -39,10 +39,12 @@ pub(crate) enum ContainerMut<'a, L: Clone> {
     List(&'a mut PList<L>),
 }
 
-fn not_a_list_key(path: &Path) -> Error {
-    Error::NotAContainer {
+/// A key below a list that is not one of its indices (decimal, no sign or leading zeros):
+/// no such item, like an index out of range.
+fn not_a_list_key(path: &Path, len: usize) -> Error {
+    Error::IndexOutOfRange {
         path: path.clone(),
-        detail: "a list is indexed by decimal segments without sign or leading zeros".into(),
+        len,
     }
 }
 
@@ -55,7 +57,7 @@ fn step<'a, L: Clone>(
     match container {
         ContainerRef::Map(m) => m.get(key).ok_or_else(|| Error::KeyMissing { path: at() }),
         ContainerRef::List(l) => {
-            let index = parse_index(key).ok_or_else(|| not_a_list_key(&at()))?;
+            let index = parse_index(key).ok_or_else(|| not_a_list_key(&at(), l.len()))?;
             l.get(index).ok_or_else(|| Error::IndexOutOfRange {
                 path: at(),
                 len: l.len(),

@@ -117,7 +117,7 @@ impl<L: Clone> Value<L> {
                         if let Some(why) = segment_error(k) {
                             return Err(Error::Context {
                                 path: at.clone(),
-                                detail: format!("invalid key {k:?}: {why}"),
+                                detail: format!("invalid key {k:?} under '{at}': {why}"),
                             });
                         }
                         if v.is_container() {

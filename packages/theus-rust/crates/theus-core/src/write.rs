@@ -28,6 +28,10 @@ pub enum WriteOp {
     Pop,
     /// `clear`.
     Clear,
+    /// `sort` (checked before the list is rewritten).
+    Sort,
+    /// `reverse` (checked before the list is rewritten).
+    Reverse,
 }
 
 use WriteOp as Op;
@@ -42,6 +46,8 @@ impl Op {
             Op::Insert => "insert into",
             Op::Pop => "pop from",
             Op::Clear => "clear",
+            Op::Sort => "sort",
+            Op::Reverse => "reverse",
         }
     }
 }
@@ -59,7 +65,10 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
             let Value::Leaf(leaf) = value else {
                 return Err(Error::Context {
                     path: path.clone(),
-                    detail: "a signal value is stored as given: pass it as a leaf".into(),
+                    detail: format!(
+                        "cannot assign '{path}': a signal value is stored as given: pass it as \
+                         a leaf"
+                    ),
                 });
             };
             self.put_signal(path, leaf);
@@ -81,16 +90,8 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
                 true
             }
         };
-        if zone == Zone::Log && existing {
+        if zone == Zone::Log && (existing || !matches!(value, Value::List(_))) {
             return Err(self.zone_violation(path, Zone::Log, Op::Set));
-        }
-        if zone == Zone::Log && !matches!(value, Value::List(_)) {
-            return Err(Error::ContractViolation {
-                path: path.clone(),
-                detail: format!(
-                    "'{path}' is in the log zone: it is created with a list, then only appended to"
-                ),
-            });
         }
         if self.pure_data(path) {
             self.no_meta(path, tree::lookup(&self.draft, path.segments()), "replace")?;
@@ -112,7 +113,16 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
     /// value. A list item's removal shifts the others, so it needs (and records) the list's
     /// path. Missing → [`Error::KeyMissing`] / [`Error::IndexOutOfRange`].
     pub fn delete(&mut self, path: &Path) -> Result<Value<L>> {
-        self.check_write(path, Op::Delete)?;
+        // An item of a list: the write is the list's (its items shift, spec `04`), checked
+        // below; else the key's.
+        let in_list = path.len() > 1
+            && matches!(
+                tree::lookup(&self.draft, &path.segments()[..path.len() - 1]),
+                Some(Value::List(_))
+            );
+        if !in_list {
+            self.check_write(path, Op::Delete)?;
+        }
         let key = path.last().expect("checked: not the root");
         let index = match tree::parent(&self.draft, path)? {
             ContainerRef::Map(m) => {
@@ -125,9 +135,9 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
                 None
             }
             ContainerRef::List(l) => {
-                let index = self.list_index(path, l, key)?;
                 let list_path = path.parent().expect("a list item has a parent");
                 self.check_write(&list_path, Op::Pop)?;
+                let index = self.list_index(path, l, key)?;
                 if self.pure_data(&list_path) {
                     let mut kept = l.clone();
                     kept.remove(index);
@@ -204,7 +214,9 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
             return Err(Error::Context {
                 path: path.clone(),
                 detail: format!(
-                    "namespaces are fixed when the engine is made: cannot {} namespace '{path}'",
+                    "cannot {} namespace '{path}': the namespaces are fixed by \
+                     TheusEngine(context=...) when the engine is made; write keys inside a \
+                     namespace instead",
                     op.verb()
                 ),
             });
@@ -215,7 +227,7 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
                 path: path.clone(),
                 detail: format!(
                     "process '{}' may not {} '{path}': it is not covered by its outputs {}; \
-                     declare it in outputs",
+                     declare it in outputs=[...]",
                     contract.name(),
                     op.verb(),
                     contract.describe_outputs()
@@ -233,7 +245,8 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
             return Err(Error::ContractViolation {
                 path: path.clone(),
                 detail: format!(
-                    "process '{}' may not {} {zone} path '{path}': {rule}",
+                    "{} process '{}' may not {} {zone} path '{path}': {rule}",
+                    semantic.name(),
                     contract.name(),
                     op.verb()
                 ),
@@ -244,8 +257,9 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
                 return Err(Error::Context {
                     path: path.clone(),
                     detail: format!(
-                        "'{}' is a heavy value, an opaque leaf: paths below it address nothing; \
-                         write the heavy value as a whole",
+                        "cannot {} '{path}': '{}' is a heavy value, opaque to the engine; write \
+                         the heavy value as a whole",
+                        op.verb(),
                         path.prefix(at + 1)
                     ),
                 });
@@ -264,9 +278,11 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
                 });
             }
         }
+        let at_root = decided.is_some_and(|(at, _)| at + 1 == path.len());
         let allowed = match zone {
             Zone::Signal => op == Op::Set,
-            Zone::Log => matches!(op, Op::Set | Op::Append | Op::Extend), // Set: only to create
+            // Set: only to create the log itself (checked by `set`)
+            Zone::Log => at_root && matches!(op, Op::Set | Op::Append | Op::Extend),
             _ => true,
         };
         if !allowed {
@@ -276,13 +292,24 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
     }
 
     fn zone_violation(&self, path: &Path, zone: Zone, op: Op) -> Error {
-        let rule = match zone {
-            Zone::Signal => "signals are transient values: they can only be assigned",
-            _ => "the log zone is append-only: a log is created with a list, then only append and extend are allowed",
+        let verb = op.verb();
+        let detail = match zone {
+            Zone::Signal => format!(
+                "cannot {verb} signal path '{path}': signals are transient values; they can \
+                 only be assigned"
+            ),
+            _ => {
+                let at = zone_position(path.segments()).map_or(path.len() - 1, |(at, _)| at);
+                format!(
+                    "cannot {verb} '{path}': the log zone is append-only; create '{}' with a \
+                     list, then only append to or extend it",
+                    path.prefix(at + 1)
+                )
+            }
         };
         Error::ContractViolation {
             path: path.clone(),
-            detail: format!("cannot {} '{path}' in the {zone} zone: {rule}", op.verb()),
+            detail,
         }
     }
 

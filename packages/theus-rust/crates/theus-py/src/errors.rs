@@ -72,9 +72,7 @@ pub(crate) fn to_py(py: Python<'_>, err: Error, shape: Shape) -> PyErr {
         Error::InvalidPath { .. } => raise(py, &a.invalid_path_error, err.to_string()),
         Error::InvalidContract { .. } => raise(py, &a.invalid_contract_error, err.to_string()),
         Error::ContractViolation { detail, .. } => raise(py, &a.contract_violation_error, detail),
-        Error::Context { path, detail } => {
-            raise(py, &a.context_error, format!("at '{path}': {detail}"))
-        }
+        Error::Context { detail, .. } => raise(py, &a.context_error, detail),
         Error::KeyMissing { path } => PyKeyError::new_err(format!("no value at '{path}'")),
         Error::IndexOutOfRange { path, len } => PyIndexError::new_err(format!(
             "list index out of range: '{path}' (the list has {len} items)"

@@ -331,7 +331,10 @@ impl ListView {
             }
             let i = if index < 0 { index + len } else { index };
             if !(0..len).contains(&i) {
-                return Err(PyIndexError::new_err("pop index out of range"));
+                return Err(PyIndexError::new_err(format!(
+                    "pop index out of range at '{}'",
+                    self.path
+                )));
             }
             txn.pop(&self.path, i as usize).map_err(list_err(py))
         })?;
@@ -366,7 +369,7 @@ impl ListView {
     fn sort(&self, py: Python<'_>, key: Option<&Bound<'_, PyAny>>, reverse: bool) -> PyResult<()> {
         let (tx, _) = writer(py, &self.path, &self.src, "sort", None)?;
         let (list, shown) = with_tx(py, tx, |txn| {
-            txn.check_write(&self.path, WriteOp::Clear)
+            txn.check_write(&self.path, WriteOp::Sort)
                 .map_err(list_err(py))?;
             let (_, list) = check_list(py, txn, &self.path, WriteOp::Set, "sort")?;
             let shown = txn.visible(&self.path, &Value::List(list.clone()));
@@ -409,7 +412,7 @@ impl ListView {
     fn reverse(&self, py: Python<'_>) -> PyResult<()> {
         let (tx, _) = writer(py, &self.path, &self.src, "reverse", None)?;
         with_tx(py, tx, |txn| {
-            txn.check_write(&self.path, WriteOp::Clear)
+            txn.check_write(&self.path, WriteOp::Reverse)
                 .map_err(list_err(py))?;
             let (_, list) = check_list(py, txn, &self.path, WriteOp::Set, "reverse")?;
             let mut items: Vec<Value<Leaf>> = list.iter().cloned().collect();
@@ -475,7 +478,10 @@ impl ListView {
         let index = index_of(index)?;
         let i = if index < 0 { index + len } else { index };
         if !(0..len).contains(&i) {
-            return Err(PyIndexError::new_err("list assignment index out of range"));
+            return Err(PyIndexError::new_err(format!(
+                "list assignment index out of range at '{}'",
+                self.path
+            )));
         }
         with_tx(py, tx, |txn| {
             txn.pop(&self.path, i as usize)

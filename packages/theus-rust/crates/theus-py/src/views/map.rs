@@ -58,7 +58,8 @@ fn write_key(
         return Err(context_error(
             py,
             format!(
-                "invalid key {} under '{path}': keys are non-empty str without '.'",
+                "invalid key {} under '{path}': keys are non-empty str without '.', other than \
+                 '*' and '**', and valid Unicode (no lone surrogates)",
                 key.repr()?
             ),
         ));

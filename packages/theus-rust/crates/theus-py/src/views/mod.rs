@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use pyo3::basic::CompareOp;
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyKeyError, PyTypeError};
 use pyo3::prelude::*;
 use theus_core::{Error, Node, Path, Transaction, Value, WriteOp, Zone};
 
@@ -268,6 +268,14 @@ pub(crate) fn set_path(
             Error::KeyMissing { .. } | Error::NotAContainer { .. } if by_view => {
                 vanished(py, &path.parent().unwrap_or_else(|| path.clone()))
             }
+            // a write by dotted path names its first missing or non-container ancestor
+            Error::KeyMissing { path: missing } => PyKeyError::new_err(format!(
+                "cannot write '{path}': '{missing}' does not exist"
+            )),
+            Error::NotAContainer { path: leaf, .. } => context_error(
+                py,
+                format!("cannot write '{path}': '{leaf}' is not a map or list"),
+            ),
             e => to_py(py, e, Shape::ContextError),
         })
     })

@@ -15,11 +15,9 @@ stage saw: ``before_commit`` (process, changes) and ``after_commit`` (version, b
 process, [(kind, dotted path, plain value)], numbered outbox messages).
 
 Every process is built once per step and run on both engines, so process names (which appear
-in error messages) are the same on both sides. Messages are compared for every error except the
-classes in ``BACKEND_WORDED`` (contract, zone and path errors, still worded separately by each
-backend): for those only the class is compared until the texts are shared. The disagreements
-the machine found are pinned at the end of this file by minimal ``test_KNOWN_DISAGREEMENT_*``
-tests, which fail on the Rust backend on purpose until the lead settles them.
+in error messages) are the same on both sides. Every error is compared with its class and its
+message (the texts are worded once: spec/12, spec/vectors/errors.json). The disagreements the
+machine found are pinned at the end of this file by minimal tests, settled in the spec since.
 """
 
 from __future__ import annotations
@@ -479,14 +477,9 @@ def _changes(changes: Changes) -> list[tuple[str, str, Any]]:
     return [(c.kind, c.dotted, _plain(c.value)) for c in changes]
 
 
-#: Errors whose messages are still worded separately by each backend (issue 7 §1: "error texts
-#: worded once"): for these classes only the class is compared, until the texts are shared (see
-#: the KNOWN DISAGREEMENT tests below, which compare the messages). Every other error — schema
-#: violations, the outbox's TypeError, conflicts, the processes' own exceptions — is compared
-#: with its message.
-BACKEND_WORDED = frozenset(
-    {"ContractViolationError", "ContextError", "KeyError", "IndexError", "TypeError"}
-)
+#: Error classes compared by class only (none since the texts are worded once; kept as the
+#: place to say so if a class ever has to be).
+BACKEND_WORDED: frozenset[str] = frozenset()
 
 
 def outcome(engine: Any, run: Any) -> tuple[Any, ...]:

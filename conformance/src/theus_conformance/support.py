@@ -8,7 +8,19 @@ from typing import Any
 
 import pytest
 
-__all__ = ["run_with_timeout", "in_thread", "run_threads", "drain", "tree_with", "DEADLOCK_TIMEOUT"]
+__all__ = [
+    "DEADLOCK_TIMEOUT",
+    "REFERENCE",
+    "drain",
+    "in_thread",
+    "require_reference",
+    "run_machine",
+    "run_threads",
+    "run_with_timeout",
+    "tree_with",
+]
+
+REFERENCE = "reference"
 
 # generous: these only guard against hangs; no test asserts on timing
 DEADLOCK_TIMEOUT = 20.0
@@ -101,3 +113,38 @@ def tree_with(paths: Iterable[str], leaf: Any = 0) -> dict[str, Any]:
                     node[seg] = child
                 node = child
     return root
+
+
+def require_reference(backend: str) -> None:
+    """Skip a differential test that compares ``backend`` with the reference backend when there
+    is nothing to compare: ``backend`` is the reference, or the reference is not installed."""
+    import theus
+
+    if backend == REFERENCE:
+        pytest.skip("the backend under test is the reference backend: nothing to compare with")
+    available = {i.name: i for i in theus.backends()}
+    if REFERENCE not in available or available[REFERENCE].error is not None:
+        pytest.skip(
+            "the reference backend is not installed (pip install theus-reference): "
+            "no differential test"
+        )
+
+
+def run_machine(machine: type, max_examples: int, steps: int, **attributes: Any) -> None:
+    """Run a Hypothesis ``RuleBasedStateMachine`` subclass as a test, with the suite's settings
+    (no deadline, no example database); ``attributes`` are set on a subclass made for the run
+    (e.g. ``backend=...``)."""
+    from hypothesis import HealthCheck, settings
+    from hypothesis.stateful import run_state_machine_as_test
+
+    run = type(f"{machine.__name__}Run", (machine,), attributes)
+    run_state_machine_as_test(
+        run,
+        settings=settings(
+            max_examples=max_examples,
+            stateful_step_count=steps,
+            deadline=None,
+            database=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )

@@ -7,22 +7,16 @@ from __future__ import annotations
 
 import copy
 
-import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
 
-import theus
 from theus import TheusEngine
-from theus_conformance.support import drain
+from theus_conformance.support import REFERENCE, drain, require_reference, run_machine
 from theus_conformance.tests import _ops
-
-REFERENCE = "reference"
 
 
 class EdgeDifferential(RuleBasedStateMachine):
@@ -110,35 +104,14 @@ class Differential(EdgeDifferential):
 
 
 def run_differential(backend, max_examples=30, steps=20, base=None):
-    machine = type("DifferentialRun", (base or Differential,), {"backend": backend})
-    run_state_machine_as_test(
-        machine,
-        settings=settings(
-            max_examples=max_examples,
-            stateful_step_count=steps,
-            deadline=None,
-            database=None,
-            suppress_health_check=[HealthCheck.too_slow],
-        ),
-    )
+    run_machine(base or Differential, max_examples, steps, backend=backend)
 
 
 def test_backend_matches_reference(backend):
-    if backend == REFERENCE:
-        pytest.skip("the backend under test is the reference backend: nothing to compare with")
-    available = {i.name: i for i in theus.backends()}
-    if REFERENCE not in available or available[REFERENCE].error is not None:
-        pytest.skip(
-            "the reference backend is not installed (pip install theus-reference): "
-            "no differential test"
-        )
+    require_reference(backend)
     run_differential(backend)
 
 
 def test_backend_matches_reference_on_edge_inputs(backend):
-    if backend == REFERENCE:
-        pytest.skip("the backend under test is the reference backend: nothing to compare with")
-    available = {i.name: i for i in theus.backends()}
-    if REFERENCE not in available or available[REFERENCE].error is not None:
-        pytest.skip("the reference backend is not installed: no differential test")
+    require_reference(backend)
     run_differential(backend, max_examples=60, steps=15, base=EdgeDifferential)

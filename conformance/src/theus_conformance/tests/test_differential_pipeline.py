@@ -28,17 +28,14 @@ import itertools
 from typing import Annotated, Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
 
-import theus
 from theus import (
     AppendOnly,
     Immutable,
@@ -49,11 +46,10 @@ from theus import (
     process,
 )
 from theus.pipeline import Changes, Stage
-from theus_conformance.support import drain
+from theus_conformance.support import REFERENCE, drain, require_reference, run_machine
 from theus_conformance.tests import _ops
 
 pydantic = pytest.importorskip("pydantic")
-REFERENCE = "reference"
 
 _names = itertools.count()
 
@@ -605,25 +601,11 @@ class PipelineDifferential(RuleBasedStateMachine):
 
 
 def run_pipeline_differential(backend: str, max_examples: int = 50, steps: int = 25) -> None:
-    machine = type("PipelineDifferentialRun", (PipelineDifferential,), {"backend": backend})
-    run_state_machine_as_test(
-        machine,
-        settings=settings(
-            max_examples=max_examples,
-            stateful_step_count=steps,
-            deadline=None,
-            database=None,
-            suppress_health_check=[HealthCheck.too_slow],
-        ),
-    )
+    run_machine(PipelineDifferential, max_examples, steps, backend=backend)
 
 
 def test_schema_and_outbox_operations_match_reference(backend):
-    if backend == REFERENCE:
-        pytest.skip("the backend under test is the reference backend: nothing to compare with")
-    available = {i.name: i for i in theus.backends()}
-    if REFERENCE not in available or available[REFERENCE].error is not None:
-        pytest.skip("the reference backend is not installed: no differential test")
+    require_reference(backend)
     run_pipeline_differential(backend)
 
 
@@ -642,11 +624,7 @@ def test_the_machine_runs_on_the_reference_backend_against_itself(backend):
 
 
 def _on_both(backend: str, context: dict, run: Any) -> list[tuple[Any, ...]]:
-    if backend == REFERENCE:
-        pytest.skip("the backend under test is the reference backend: nothing to compare with")
-    available = {i.name: i for i in theus.backends()}
-    if REFERENCE not in available or available[REFERENCE].error is not None:
-        pytest.skip("the reference backend is not installed: no differential test")
+    require_reference(backend)
     results = []
     for name in (backend, REFERENCE):
         engine = TheusEngine(context=copy.deepcopy(context), backend=name)

@@ -9,23 +9,19 @@ import copy
 from typing import Annotated, Any
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
     rule,
-    run_state_machine_as_test,
 )
 
-import theus
 from theus import AppendOnly, Immutable, SchemaViolationError, TheusEngine, process
-from theus_conformance.support import drain
+from theus_conformance.support import REFERENCE, drain, require_reference, run_machine
 from theus_conformance.tests import _ops
 
 pydantic = pytest.importorskip("pydantic")
-REFERENCE = "reference"
 
 
 class Domain(pydantic.BaseModel):
@@ -168,19 +164,5 @@ class SchemaDifferential(RuleBasedStateMachine):
 
 
 def test_schema_checked_operations_match_reference(backend):
-    if backend == REFERENCE:
-        pytest.skip("the backend under test is the reference backend: nothing to compare with")
-    available = {i.name: i for i in theus.backends()}
-    if REFERENCE not in available or available[REFERENCE].error is not None:
-        pytest.skip("the reference backend is not installed: no differential test")
-    machine = type("SchemaDifferentialRun", (SchemaDifferential,), {"backend": backend})
-    run_state_machine_as_test(
-        machine,
-        settings=settings(
-            max_examples=40,
-            stateful_step_count=15,
-            deadline=None,
-            database=None,
-            suppress_health_check=[HealthCheck.too_slow],
-        ),
-    )
+    require_reference(backend)
+    run_machine(SchemaDifferential, 40, 15, backend=backend)

@@ -19,26 +19,16 @@ from .contracts import ProcessSpec
 from .errors import ConflictError, ContractViolationError
 from .paths import Pattern
 from .protocols import EngineCore, TxCore
-from .retry import RetryPolicy
 from .update import StateUpdate, Update
 
 __all__ = [
     "apply_return",
     "arity_error",
-    "backoff",
     "run_async",
     "run_sync",
     "settle",
     "wildcard_error",
 ]
-
-
-def backoff(attempt: int, rng: random.Random) -> float:
-    """The jittered sleep before re-run ``attempt`` (1-based) with the default policy."""
-    return _DEFAULT.delay(attempt, rng)
-
-
-_DEFAULT = RetryPolicy()
 
 
 def arity_error(spec: ProcessSpec, result: Any) -> ContractViolationError:

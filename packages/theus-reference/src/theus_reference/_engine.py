@@ -244,7 +244,6 @@ class ReferenceEngine:
     def __init__(self, context: Mapping[str, Any], options: EngineOptions) -> None:
         self.strict_guards = options.strict_guards
         self.strict_cas = options.strict_cas
-        self.hub = options.hub
         self.pipeline = options.pipeline
         self._has_before = False
         root = PMap()

@@ -12,10 +12,7 @@ use theus_core::{zone_of, Contract, Error, PMap, Path, Semantic, Store, Transact
 type V = Value<Json>;
 
 fn load() -> Json {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../../../spec/vectors/errors.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../../spec/vectors/errors.json");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap()
 }
@@ -92,11 +89,11 @@ fn run(case: &Json, default_context: &Json) -> Option<theus_core::Result<()>> {
     let expressible_host = host.is_none_or(|h| {
         h.iter().all(|step| {
             step[0] == "tx"
-                && step[1].as_array().unwrap().iter().all(|sub| {
-                    ["update", "append", "other_commit"]
-                        .iter()
-                        .any(|op| sub[0] == *op)
-                })
+                && step[1]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|sub| ["update", "append", "other_commit"].iter().any(|op| sub[0] == *op))
         })
     });
     let expressible_steps =
@@ -115,11 +112,8 @@ fn run(case: &Json, default_context: &Json) -> Option<theus_core::Result<()>> {
                 .map(|p| p.as_str().unwrap().to_owned())
                 .collect()
         };
-        let semantic = Semantic::parse(
-            spec.get("semantic")
-                .and_then(Json::as_str)
-                .unwrap_or("effect"),
-        )?;
+        let semantic =
+            Semantic::parse(spec.get("semantic").and_then(Json::as_str).unwrap_or("effect"))?;
         let contract = Contract::compile(
             spec["name"].as_str().unwrap(),
             patterns("inputs").iter().map(String::as_str),
@@ -194,8 +188,5 @@ fn error_messages_match_the_vectors() {
         assert_eq!(message, case["message"].as_str().unwrap(), "{id}");
         checked += 1;
     }
-    assert!(
-        checked >= 18,
-        "only {checked} vectors were expressible in the core"
-    );
+    assert!(checked >= 18, "only {checked} vectors were expressible in the core");
 }

@@ -269,9 +269,9 @@ pub(crate) fn set_path(
                 vanished(py, &path.parent().unwrap_or_else(|| path.clone()))
             }
             // a write by dotted path names its first missing or non-container ancestor
-            Error::KeyMissing { path: missing } => {
-                PyKeyError::new_err(format!("cannot write '{path}': '{missing}' does not exist"))
-            }
+            Error::KeyMissing { path: missing } => PyKeyError::new_err(format!(
+                "cannot write '{path}': '{missing}' does not exist"
+            )),
             Error::NotAContainer { path: leaf, .. } => context_error(
                 py,
                 format!("cannot write '{path}': '{leaf}' is not a map or list"),

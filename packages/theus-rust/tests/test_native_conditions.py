@@ -19,7 +19,7 @@ CONTEXT = {
         "nested": {"a": {"b": 1.5}},
         "big": 2**70,
         "heavy_blob": {"k": 1},
-        "mixed": [1, {"a": 1}],
+        "mixed": [1, {"a": 1}, frozenset({2})],
     },
     "global": {"enabled": True, "mode": "fast"},
 }
@@ -48,6 +48,7 @@ NATIVE = [
     "global.mode in ('fast', 'slow')",
     "'b' in domain.name",
     "2 in domain.items",
+    "1 in domain.mixed and domain.mixed[1].a == 1",
     "'count' in domain",
     "len(domain.items) + domain.count * 2 - 1 == 8",
     "domain.nested.a.b // 1 == 1.0",
@@ -65,9 +66,9 @@ FALLBACK = [
     "domain.big > 1",  # an int beyond 64 bits
     "domain.heavy_blob.k == 1",  # a heavy leaf (a dict kept by reference)
     "str(domain.nested.a.b) == '1.5'",  # str() of a non-integral float
-    "domain.count + 2 ** 62 * 2 > 0",  # an i64 overflow
+    "domain.count * 2 ** 62 > 0",  # an i64 overflow
     "domain.items == (1, 2, 3)",  # comparing a list of the state
-    "1 in domain.mixed",  # a map item in a list (matched only by Python)
+    "5 in domain.mixed",  # a list holding a leaf not modelled (a frozenset)
 ]
 
 

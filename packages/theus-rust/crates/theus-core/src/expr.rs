@@ -490,7 +490,7 @@ fn tuple_item<'a, L: Clone>(v: &Val<'a, L>, i: usize) -> Val<'a, L> {
     match v {
         Val::LitTuple(t) => lit(&t[i]),
         Val::Tuple(t) => t[i].clone(),
-        _ => unreachable!("tuple_item of a tuple"),
+        _ => Val::None, // never reached: callers check `tuple_len` first
     }
 }
 
@@ -982,7 +982,7 @@ fn call<'a, L: Clone, V: View<L>>(
             _ => Err(Unsupported),
         },
         Func::Bool => Ok(Val::Bool(truthy(env, &x)?)),
-        Func::Min | Func::Max => unreachable!("handled above"),
+        Func::Min | Func::Max => Err(Unsupported), // handled above
     }
 }
 
@@ -1037,7 +1037,7 @@ fn eval_at<'a, L: Clone, V: View<L>>(
             }
         }
         Expr::Cmp(ops, operands) => {
-            let mut left = sub(&operands[0])?;
+            let mut left = sub(operands.first().ok_or(Unsupported)?)?;
             for (op, right) in ops.iter().zip(&operands[1..]) {
                 let right = sub(right)?;
                 let ok = match op {

@@ -45,7 +45,7 @@ __all__ = ["Host", "Machine", "WorkflowIterator"]
 
 log = logging.getLogger("theus")
 
-Draft = tuple[type[FluxEvent], Loc | None, dict[str, Any]]
+Draft = tuple[type[FluxEvent], Loc | None, tuple[Any, ...]]
 
 
 class Host(Protocol):
@@ -247,7 +247,7 @@ class Machine:
         cls, loc, fields = draft
         seq = self.seq
         self.seq = seq + 1
-        return cls(self.run_id, seq, loc, **fields)
+        return cls(self.run_id, seq, loc, *fields)
 
     def _deliver(self, event: FluxEvent) -> None:
         for callback in self.on_event:
@@ -299,8 +299,7 @@ class Machine:
                 if observed:
                     address = _address(stack, prefix, fork is not None)
                     iterations = outer + _iterations(stack)
-                    fields = {"process": step.process, "address": address,
-                              "iterations": iterations}  # fmt: skip
+                    fields = (step.process, address, iterations)
                     self._mark(fork, stack)
                     await emit((StepStarted, loc, fields))
                 began = time.perf_counter()
@@ -311,7 +310,7 @@ class Machine:
                         version = self.host.step(step.process, kwargs)
                 except Exception as exc:
                     if observed:
-                        failed = dict(fields, error=exc, duration=time.perf_counter() - began)
+                        failed = (*fields, exc, time.perf_counter() - began)
                         await emit((StepFailed, loc, failed))
                     raise WorkflowError(
                         f"{loc}: {loc.key_path}: process {step.process!r} failed: "
@@ -325,7 +324,7 @@ class Machine:
                 top.next = index + 1
                 executed.append(step.process)
                 if observed:
-                    done = dict(fields, version=version, duration=time.perf_counter() - began)
+                    done = (*fields, version, time.perf_counter() - began)
                     self._mark(fork, stack)
                     await emit((StepCommitted, loc, done))
             elif isinstance(step, IfStep):
@@ -464,19 +463,18 @@ class Machine:
                 self.dry_run,
                 snapshot,
             )
-            return (RunCompleted, None, {"run": self.result})
+            return (RunCompleted, None, (self.result,))
         self.error = run_error
         file = getattr(run_error, "file", None)
         loc = None
         if isinstance(file, str):
             line, column = getattr(run_error, "line", None), getattr(run_error, "column", None)
             loc = Loc(file, line or 0, column or 0, getattr(run_error, "key_path", None) or "")
-        return (RunFailed, loc, {"error": run_error})
+        return (RunFailed, loc, (run_error,))
 
     def _start(self) -> Draft:
-        fields = {"name": self.workflow.name, "source": self.workflow.source,
-                  "inputs": dict(self.inputs), "resumed": self.resumed,
-                  "dry_run": self.dry_run}  # fmt: skip
+        workflow = self.workflow
+        fields = (workflow.name, workflow.source, dict(self.inputs), self.resumed, self.dry_run)
         return (RunStarted, None, fields)
 
     def events(self) -> Generator[FluxEvent, None, None]:

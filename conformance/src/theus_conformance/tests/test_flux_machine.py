@@ -477,3 +477,40 @@ def test_workflow_without_observers_still_returns_the_run(make_engine):
     engine = _engine(make_engine)
     run = engine.execute_workflow(LOOP)
     assert run.executed == ("inc", "inc", "note", "inc", "note", "note") and run.ops == 10
+
+
+def test_current_step_is_visible_to_the_step_and_its_before_commit(make_engine):
+    from theus import Stage
+    from theus.flux.machine import current_step
+
+    engine = _engine(make_engine)
+    seen: list[Any] = []
+
+    class Watch(Stage):
+        name = "watch"
+
+        def before_commit(self, changes: Any) -> None:
+            step = current_step.get()
+            if step is not None:
+                seen.append(("stage", step.process, step.address, step.iterations))
+
+    engine.pipeline.add(Watch())
+
+    @process(inputs=["domain.n"], outputs=["domain.n"])
+    def probe(ctx: Any) -> None:
+        step = current_step.get()
+        assert step is not None
+        seen.append(("body", step.run_id, step.position().to_json()["stack"]))
+        ctx.domain.n += 1
+
+    engine.register(probe)
+    wf = "steps:\n  - inc\n  - flux: while\n    condition: domain.n < 3\n    do: [probe]\n"
+    engine.execute_workflow(wf, run_id="rid")
+    assert current_step.get() is None
+    assert seen == [
+        ("stage", "inc", (0,), ()),
+        ("body", "rid", [[0, 1, 0], [0, 0, 1]]),
+        ("stage", "probe", (1, 0, 0), (1,)),
+        ("body", "rid", [[0, 1, 0], [0, 0, 2]]),
+        ("stage", "probe", (1, 0, 0), (2,)),
+    ]

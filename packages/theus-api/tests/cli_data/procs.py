@@ -42,6 +42,12 @@ def make_engine() -> TheusEngine:
     return engine
 
 
+def reference_engine() -> TheusEngine:
+    engine = TheusEngine(context=STATE, backend="reference")
+    engine.register(inc)
+    return engine
+
+
 def bad_factory() -> TheusEngine:
     raise RuntimeError("no database")
 

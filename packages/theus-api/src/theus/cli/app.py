@@ -197,7 +197,8 @@ def run(
     except TheusError as exc:
         _error(exc)
         where = f" (run {reporter.run_id})" if reporter.run_id else ""
-        click.echo(f"failed after {reporter.committed} steps{where}", err=True)
+        n = reporter.committed
+        click.echo(f"failed after {n} step{'s' if n != 1 else ''}{where}", err=True)
         raise _Failed(None, EXIT_FAILED) from exc
     finally:
         engine.close()

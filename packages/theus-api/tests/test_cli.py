@@ -42,7 +42,9 @@ def theus(*args: str, cwd: Path = DATA, env: dict[str, str] | None = None, timeo
 # --------------------------------------------------------------------------- help
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["check"], ["graph"], ["backends"], ["conformance"]])
+@pytest.mark.parametrize(
+    "command", [[], ["run"], ["check"], ["graph"], ["backends"], ["conformance"]]
+)
 def test_help_has_examples(command):
     done = theus(*command, "--help")
     assert done.returncode == 0, done.stderr
@@ -142,7 +144,9 @@ def test_graph_to_stdout_is_the_mermaid_text():
 def test_graph_writes_dot_and_mermaid_files(tmp_path, kind):
     for suffix, head in ((".dot", "digraph workflow {"), (".mmd", "flowchart ")):
         out = tmp_path / f"ok{suffix}"
-        done = theus("graph", "flows/ok.yaml", "-o", str(out), "--kind", kind, "--processes", "procs")
+        done = theus(
+            "graph", "flows/ok.yaml", "-o", str(out), "--kind", kind, "--processes", "procs"
+        )
         assert done.returncode == 0, done.stderr
         assert done.stdout == f"wrote {out} ({'dot' if suffix == '.dot' else 'mermaid'}, {kind})\n"
         assert out.read_text().startswith(head)
@@ -225,12 +229,21 @@ def test_conformance_passes_pytest_arguments_and_exit_code():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--context", "nosuchmodule:x"], "cannot import module 'nosuchmodule': ModuleNotFoundError"),
+        (
+            ["--context", "nosuchmodule:x"],
+            "cannot import module 'nosuchmodule': ModuleNotFoundError",
+        ),
         (["--context", "procs:nothing"], "module 'procs' has no attribute 'nothing'"),
-        (["--context", "procs:NOT_AN_ENGINE"], "expected a TheusEngine or a zero-argument callable"),
+        (
+            ["--context", "procs:NOT_AN_ENGINE"],
+            "expected a TheusEngine or a zero-argument callable",
+        ),
         (["--context", "procs:bad_factory"], "the factory raised RuntimeError: no database"),
         (["--context", "procs"], "--context must be MODULE:ATTR"),
-        (["--state", "nosuch.json", "--processes", "procs"], "cannot read the state file nosuch.json"),
+        (
+            ["--state", "nosuch.json", "--processes", "procs"],
+            "cannot read the state file nosuch.json",
+        ),
         (["--state", "broken.json", "--processes", "procs"], "broken.json:2:12: not valid JSON"),
         (["--state", "procs.py", "--processes", "procs"], "must end in .json, .yaml or .yml"),
         (

@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from theus.flux import Loc, load_workflow, parse_workflow
-from theus.flux import picture
+from theus.flux import Loc, load_workflow, parse_workflow, picture
 from theus.flux.model import IfStep, ProcessStep, WhileStep, iter_steps
 
 HERE = Path(__file__).resolve().parent
@@ -217,7 +216,7 @@ def test_nested_runs_are_nested_clusters(procs):
     # c2 is indented inside c1
     assert '\n        subgraph c2["run common.yaml"]' in mm
     dot = wf.to_dot()
-    assert "subgraph cluster_c1 {" in dot and '        subgraph cluster_c2 {' in dot
+    assert "subgraph cluster_c1 {" in dot and "        subgraph cluster_c2 {" in dot
     assert 'label="run common.yaml";' in dot
 
 
@@ -257,7 +256,7 @@ def test_state_kind_draws_reads_and_writes(procs):
     assert 's1 -->|"reads"| k1' in mm
     assert "limit" not in mm.replace("domain.count #lt; limit", "")  # an input is not a path
     assert 'p4 -->|"writes"| s4' in mm  # total -> domain.total
-    assert "[(\"domain.total\")]" in mm
+    assert '[("domain.total")]' in mm
 
 
 def test_state_kind_needs_contracts(procs):

@@ -18,7 +18,7 @@ def total(ctx):
 
 @process(inputs=["domain.count"], outputs=["domain.count"])
 def boom(ctx):
-    raise ValueError("boom at count %d" % ctx.domain.count)
+    raise ValueError(f"boom at count {ctx.domain.count}")
 
 
 @process(inputs=[], outputs=["domain.left"])

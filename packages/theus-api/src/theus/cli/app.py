@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import subprocess
@@ -14,7 +15,7 @@ from typing import Any, NoReturn
 
 import click
 
-from .source import Source, SetupError, engine_specs, load_processes, load_state, make_engine
+from .source import SetupError, Source, engine_specs, load_processes, load_state, make_engine
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_SETUP", "EXIT_USAGE", "main"]
 
@@ -87,14 +88,16 @@ def _source_options(fn: Any) -> Any:
     return fn
 
 
-def _source(context: str | None, state: str | None, processes: Sequence[str], backend: str | None) -> Source:
+def _source(
+    context: str | None, state: str | None, processes: Sequence[str], backend: str | None
+) -> Source:
     if context is not None and (state is not None or processes):
         raise click.UsageError("give either --context or --state/--processes, not both")
     return Source(context, state, tuple(processes), backend)
 
 
 def _parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
-    import yaml
+    yaml: Any = importlib.import_module("yaml")
 
     inputs: dict[str, Any] = {}
     for pair in pairs:
@@ -180,11 +183,13 @@ def run(
     from .progress import Progress
 
     if context is None and state is None:
-        raise click.UsageError("theus run needs --context MODULE:ATTR or --state FILE --processes MODULE")
+        raise click.UsageError(
+            "theus run needs --context MODULE:ATTR or --state FILE --processes MODULE"
+        )
     values = _parse_inputs(inputs)
     source = _source(context, state, processes, backend)
     engine = make_engine(source)
-    stream = click.get_text_stream("stderr")
+    stream = sys.stderr
     mode = progress
     if mode == "auto":
         mode = "live" if stream.isatty() else "plain"
@@ -358,7 +363,7 @@ def _location(name: str) -> str:
         if spec is None:
             return "?"
         if spec.submodule_search_locations:
-            return str(list(spec.submodule_search_locations)[0])
+            return str(next(iter(spec.submodule_search_locations)))
         return str(spec.origin)
     return "?"
 
@@ -375,7 +380,7 @@ def backends(as_json: bool) -> None:
     from .._discovery import backends as discover
 
     infos = discover(refresh=True)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": i.name,
             "version": i.version,
@@ -472,4 +477,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(f"{type(exc).__name__}: {exc} (theus --debug ... shows the traceback)")
         return EXIT_FAILED
     return code if isinstance(code, int) else EXIT_OK
-

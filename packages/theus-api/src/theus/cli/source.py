@@ -64,10 +64,12 @@ def _import(module: str) -> Any:
         try:
             return importlib.import_module(module)
         except Exception as exc:
-            raise SetupError(f"cannot import module {module!r}: {type(exc).__name__}: {exc}") from exc
+            raise SetupError(
+                f"cannot import module {module!r}: {type(exc).__name__}: {exc}"
+            ) from exc
 
 
-def _engine_class() -> type:
+def _engine_class() -> Any:
     from ..engine import TheusEngine
 
     return TheusEngine
@@ -103,7 +105,9 @@ def _from_context(spec: str, backend: str | None) -> Any:
                     "not a TheusEngine"
                 )
     if backend is not None and obj.backend != backend:
-        raise SetupError(f"--context {spec}: the engine uses backend {obj.backend!r}, not {backend!r}")
+        raise SetupError(
+            f"--context {spec}: the engine uses backend {obj.backend!r}, not {backend!r}"
+        )
     return obj
 
 
@@ -117,19 +121,23 @@ def load_state(path: str) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise SetupError(f"{path}: the state file is not valid UTF-8") from None
     if path.endswith((".yaml", ".yml")):
-        import yaml
+        yaml: Any = importlib.import_module("yaml")
 
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             where = getattr(exc, "problem_mark", None)
             at = f":{where.line + 1}:{where.column + 1}" if where is not None else ""
-            raise SetupError(f"{path}{at}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+            raise SetupError(
+                f"{path}{at}: not valid YAML: {getattr(exc, 'problem', exc)}"
+            ) from None
     elif path.endswith(".json"):
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise SetupError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
+            raise SetupError(
+                f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}"
+            ) from None
     else:
         raise SetupError(f"{path}: a state file must end in .json, .yaml or .yml")
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):

@@ -109,7 +109,9 @@ class _FlowBuilder:
             pending = self.step(step, pending, cluster, loops)
         return pending
 
-    def step(self, step: Step, pending: Pending, cluster: str | None, loops: tuple[str, ...]) -> Pending:
+    def step(
+        self, step: Step, pending: Pending, cluster: str | None, loops: tuple[str, ...]
+    ) -> Pending:
         g = self.graph
         if isinstance(step, ProcessStep):
             node = g.node(step.process, "process", cluster, step.loc)
@@ -130,7 +132,9 @@ class _FlowBuilder:
             self.connect(pending, node.id)
             inner = (*loops, node.id)
             body = self.build(step.body, [(node.id, step.condition.text)], cluster, inner)
-            label = "repeat" if step.max_iterations is None else f"repeat (max {step.max_iterations})"
+            label = (
+                "repeat" if step.max_iterations is None else f"repeat (max {step.max_iterations})"
+            )
             for src, _ in body:
                 g.edges.append(_Edge(src, node.id, label, back=True))
             return [(node.id, "done")]
@@ -456,7 +460,10 @@ def to_dot(
         members.setdefault(n.cluster, []).append(n)
 
     def attrs(n: _Node) -> str:
-        parts = [f"label={_dq('' if n.shape in ('fork', 'join') else n.label)}", _DOT_SHAPE[n.shape]]
+        parts = [
+            f"label={_dq('' if n.shape in ('fork', 'join') else n.label)}",
+            _DOT_SHAPE[n.shape],
+        ]
         if n.shape in ("fork", "join"):
             parts.append('fillcolor="#424242"')
         elif n.status is not None:
@@ -504,7 +511,11 @@ def render(dot_text: str, fmt: Literal["svg", "png"] = "svg", *, timeout: float 
             "write .mmd or .dot instead"
         )
     done = subprocess.run(
-        [exe, f"-T{fmt}"], input=dot_text.encode(), capture_output=True, timeout=timeout, check=False
+        [exe, f"-T{fmt}"],
+        input=dot_text.encode(),
+        capture_output=True,
+        timeout=timeout,
+        check=False,
     )
     if done.returncode != 0:
         problem = done.stderr.decode(errors="replace").strip().replace("\n", "; ")

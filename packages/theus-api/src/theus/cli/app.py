@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 
 import click
 
+from ..flux.picture import Kind
 from .source import SetupError, Source, engine_specs, load_processes, load_state, make_engine
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_SETUP", "EXIT_USAGE", "main"]
@@ -297,7 +298,7 @@ Formats by suffix: .mmd Mermaid, .dot DOT, .svg/.png rendered by a local Graphvi
 def graph(
     workflow: str,
     output: str | None,
-    kind: str,
+    kind: Kind,
     context: str | None,
     state: str | None,
     processes: tuple[str, ...],
@@ -326,9 +327,9 @@ def graph(
         _fail(exc, EXIT_FAILED)
     data: bytes
     if fmt == "mermaid":
-        data = to_mermaid(wf, kind).encode()  # type: ignore[arg-type]
+        data = to_mermaid(wf, kind).encode()
     else:
-        dot = to_dot(wf, kind)  # type: ignore[arg-type]
+        dot = to_dot(wf, kind)
         if fmt == "dot":
             data = dot.encode()
         else:

@@ -15,6 +15,7 @@ from .expr import Expression
 
 if TYPE_CHECKING:
     from ..contracts import ProcessSpec
+    from .picture import Kind
 
 __all__ = [
     "DEFAULT_MAX_OPS",
@@ -126,25 +127,25 @@ class Workflow:
 
     def to_mermaid(
         self,
-        kind: str = "flow",
+        kind: Kind = "flow",
         run: Any = None,
         contracts: Mapping[str, ProcessSpec] | None = None,
     ) -> str:
         """This workflow as Mermaid text: :func:`theus.flux.picture.to_mermaid`."""
         from .picture import to_mermaid
 
-        return to_mermaid(self, kind, run, contracts)  # type: ignore[arg-type]
+        return to_mermaid(self, kind, run, contracts)
 
     def to_dot(
         self,
-        kind: str = "flow",
+        kind: Kind = "flow",
         run: Any = None,
         contracts: Mapping[str, ProcessSpec] | None = None,
     ) -> str:
         """This workflow as Graphviz DOT text: :func:`theus.flux.picture.to_dot`."""
         from .picture import to_dot
 
-        return to_dot(self, kind, run, contracts)  # type: ignore[arg-type]
+        return to_dot(self, kind, run, contracts)
 
     def process_names(self) -> tuple[str, ...]:
         """Every process name the workflow may run, sorted, without repeats."""

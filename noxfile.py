@@ -208,9 +208,11 @@ def tests(session: nox.Session) -> None:
     """cargo test + clippy (base Python), unit tests of every package, then the conformance
     suite against every backend."""
     on_base = session.python == BASE_PYTHON
-    session.install(
-        API, REFERENCE, CONFORMANCE, "pytest", "hypothesis", *SCHEMA_REQUIREMENTS, "asv"
-    )
+    session.install(API, REFERENCE, CONFORMANCE, "pytest", "hypothesis", *SCHEMA_REQUIREMENTS)
+    try:  # the dashboard test publishes with asv; without it that test skips, saying so
+        session.install("asv")
+    except CommandFailed:
+        session.warn("asv did not install: the dashboard test will be skipped")
     with_rust = (on_base or os.environ.get("THEUS_NOX_RUST_ALL_PYTHONS") == "1") and (
         _rust_buildable(session)
     )

@@ -270,12 +270,19 @@ class Machine:
             return Position(_freeze(self.stack) or (), self.ops, self.seq)
 
     # -- counting and checks -------------------------------------------------------------
-    def _count(self, loc: Loc, what: str, executed: list[str]) -> None:
+    def _count(self, step: Step, executed: list[str], iteration: int = 0) -> None:
+        """Count one operation (entering ``step``, or its loop's ``iteration``)."""
         with self.lock:
             self.ops += 1
-            over = self.ops > self.max_ops
-        if over:
-            raise WorkflowLimitError(
+            if self.ops <= self.max_ops:
+                return
+        loc = step.loc
+        if isinstance(step, ProcessStep):
+            what = f"process {step.process!r}"
+        else:
+            kind = type(step).__name__.removesuffix("Step").lower()
+            what = f"`flux: {kind}`" + (f" iteration {iteration}" if iteration else "")
+        raise WorkflowLimitError(
                 f"{loc}: {loc.key_path}: the run exceeded max_ops={self.max_ops} at {what}",
                 loc.file,
                 loc.line,
@@ -332,6 +339,7 @@ class Machine:
         iterations above it (a parallel branch's); ``fork``: the branch's fork and index."""
         emit: Callable[[Draft], Any] = self._emit if self._async else _Yield
         lock = self.lock
+        at = (stack, prefix, outer, fork)
         while stack:
             if self.cancelled:
                 raise _Stopped
@@ -356,17 +364,16 @@ class Machine:
             step = steps[index]
             if isinstance(step, ProcessStep):
                 loc = step.loc
-                self._count(loc, f"process {step.process!r}", executed)
+                self._count(step, executed)
                 kwargs = self._kwargs(step) if step.with_ else {}
-                observed = self._observed()
+                observed = self.always or self.host.watched()
                 if observed:
                     address = _address(stack, prefix, fork is not None)
                     iterations = outer + _iterations(stack)
                     fields = (step.process, address, iterations)
                     await emit((StepStarted, loc, fields))
-                began = time.perf_counter()
-                context = StepContext(self, step.process, top, index, (stack, prefix, outer, fork))
-                token = current_step.set(context)
+                    began = time.perf_counter()
+                token = current_step.set(StepContext(self, step.process, top, index, at))
                 try:
                     if self._async:
                         version = await self.host.astep(step.process, kwargs)
@@ -387,33 +394,34 @@ class Machine:
                     ) from exc
                 finally:
                     current_step.reset(token)
-                context.landed()
+                with lock:
+                    top.next = index + 1
                 executed.append(step.process)
                 if observed:
                     done = (*fields, version, time.perf_counter() - began)
                     await emit((StepCommitted, loc, done))
             elif isinstance(step, IfStep):
-                self._count(step.loc, "`flux: if`", executed)
+                self._count(step, executed)
                 frame = (
                     _Frame(step.then, 0) if self._test(step.condition) else _Frame(step.else_, 1)
                 )
                 with lock:
                     stack.append(frame)
             elif isinstance(step, WhileStep):
-                self._count(step.loc, "`flux: while`", executed)
+                self._count(step, executed)
                 if self._test(step.condition):
-                    self._count(step.loc, "`flux: while` iteration 1", executed)
+                    self._count(step, executed, 1)
                     with lock:
                         stack.append(_Frame(step.body, 0, 0, 1))
                 else:
                     with lock:
                         top.next = index + 1
             elif isinstance(step, RunStep):
-                self._count(step.loc, "`flux: run`", executed)
+                self._count(step, executed)
                 with lock:
                     stack.append(_Frame(step.steps, 0))
             else:
-                self._count(step.loc, "`flux: parallel`", executed)
+                self._count(step, executed)
                 branches: list[list[_Live]] = [[_Frame(b, i)] for i, b in enumerate(step.branches)]
                 with lock:
                     stack.append(_Fork(branches))
@@ -433,7 +441,7 @@ class Machine:
                 None,
                 tuple(executed),
             )
-        self._count(loc, f"`flux: while` iteration {body.iteration + 1}", executed)
+        self._count(loop, executed, body.iteration + 1)
         with self.lock:
             body.iteration += 1
             body.next = 0

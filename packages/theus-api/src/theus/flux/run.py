@@ -138,7 +138,8 @@ class _EngineHost:
         self.by_name = engine._by_name
         self.core = engine._core
         self.hub = engine._hub if publish else None
-        self.natives = _natives(engine, loaded)
+        # a dry run's fork compiles its own, uncached (it is closed when the run ends)
+        self.natives = _natives(engine, loaded, cache=publish)
 
     def step(self, process: str, kwargs: dict[str, Any]) -> int:
         spec, handle = self.by_name[process]
@@ -165,7 +166,7 @@ class _EngineHost:
         return self.hub is not None and getattr(self.hub, "receiver_count", 1) > 0
 
 
-def _natives(engine: Any, loaded: _Loaded) -> dict[int, Any]:
+def _natives(engine: Any, loaded: _Loaded, cache: bool = True) -> dict[int, Any]:
     """The backend's native form of each condition (capability ``native-conditions``),
     compiled once per loaded workflow and engine core (a native condition reads the snapshot of
     the core it was compiled for: a dry run's fork needs its own); empty when the backend has
@@ -180,6 +181,8 @@ def _natives(engine: Any, loaded: _Loaded) -> dict[int, Any]:
                     native = compile_native(step.condition)
                     if native is not None:
                         natives[id(step.condition)] = native
+        if not cache:
+            return natives
         loaded.natives = (core, natives)
     return loaded.natives[1]
 

@@ -175,9 +175,7 @@ def _proc(draw: Any, counters: Sequence[str], signals: bool) -> Proc:
 def _block(
     draw: Any, counters: tuple[str, ...], signals: bool, depth: int, size: int = 3, low: int = 0
 ) -> Any:
-    return tuple(
-        draw(_step(counters, signals, depth)) for _ in range(draw(st.integers(low, size)))
-    )
+    return tuple(draw(_step(counters, signals, depth)) for _ in range(draw(st.integers(low, size))))
 
 
 @st.composite
@@ -296,7 +294,10 @@ class _Files:
                 return {"flux": "run", "workflow": self.include(step.steps)}
             return {"flux": "run", "steps": [self.render(s) for s in step.steps]}
         assert isinstance(step, Par)
-        return {"flux": "parallel", "branches": [[self.render(s) for s in b] for b in step.branches]}
+        return {
+            "flux": "parallel",
+            "branches": [[self.render(s) for s in b] for b in step.branches],
+        }
 
 
 def _cond_yaml(cond: Cond) -> Any:
@@ -441,7 +442,7 @@ def _parallel_path(steps: Sequence[Any], address: tuple[int, ...]) -> list[tuple
         if isinstance(step, While):
             whiles += 1
         step = _blocks(step)[block][index]
-        here = here + (block, index)
+        here = (*here, block, index)
         rest = rest[2:]
     return out
 

@@ -46,8 +46,7 @@ def test_flux_agent_loop_example_runs():
     assert lines[0] == "agent loop: progress 10 in 5 turns; steps taken [4, 3, 1, 1, 1]"
     assert lines[1] == "judged in turns [1, 2, 3, 4, 5]; 17 steps, version 13"
     assert lines[2] == (
-        "goal 100: stopped by the guard: the loop's condition is still true after "
-        "max_iterations=8"
+        "goal 100: stopped by the guard: the loop's condition is still true after max_iterations=8"
     )
 
 

@@ -1,4 +1,7 @@
-"""What a running workflow reports (spec/18-flux.md §6): its events and its result.
+"""What a running workflow reports (spec/18-flux.md §7): its events and its result.
+
+Events are plain slotted dataclasses (cheap to build: a run may make two per step); treat
+them as read-only — every consumer of a run sees the same objects.
 
 Every event carries the run's id, a per-run sequence number (0, 1, 2 ... in delivery order,
 continued across a resume) and the location of the step it is about. Events are delivered to
@@ -47,7 +50,7 @@ class WorkflowRun:
     state: Any = field(default=None, repr=False, compare=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FluxEvent:
     """Fields every event has."""
 
@@ -61,7 +64,7 @@ class FluxEvent:
     topic: ClassVar[str] = "flux:event"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RunStarted(FluxEvent):
     """The run started (or resumed: ``resumed`` is True)."""
 
@@ -77,7 +80,7 @@ class RunStarted(FluxEvent):
     topic: ClassVar[str] = "flux:run_started"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StepStarted(FluxEvent):
     """A process step is about to run."""
 
@@ -90,7 +93,7 @@ class StepStarted(FluxEvent):
     topic: ClassVar[str] = "flux:step_started"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StepCommitted(FluxEvent):
     """A process step committed."""
 
@@ -105,7 +108,7 @@ class StepCommitted(FluxEvent):
     topic: ClassVar[str] = "flux:step_committed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StepFailed(FluxEvent):
     """A process step raised; nothing of it landed and the run stops."""
 
@@ -119,7 +122,7 @@ class StepFailed(FluxEvent):
     topic: ClassVar[str] = "flux:step_failed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RunCompleted(FluxEvent):
     """The run ended after its last step."""
 
@@ -128,7 +131,7 @@ class RunCompleted(FluxEvent):
     topic: ClassVar[str] = "flux:run_completed"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RunFailed(FluxEvent):
     """The run stopped on an error (a failed step, a condition, a limit)."""
 

@@ -19,6 +19,7 @@ process step and return the version its commit made, read the latest snapshot.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import queue
 import threading
@@ -41,11 +42,11 @@ from .expr import Expression, snapshot_scope
 from .model import Expr, IfStep, Loc, ParallelStep, ProcessStep, RunStep, Step, WhileStep, Workflow
 from .position import Entry, Fork, Frame, Position, blocks_of
 
-__all__ = ["Host", "Machine", "WorkflowIterator"]
+__all__ = ["Host", "Machine", "StepContext", "WorkflowIterator", "current_step"]
 
 log = logging.getLogger("theus")
 
-Draft = tuple[type[FluxEvent], Loc | None, dict[str, Any]]
+Draft = tuple[type[FluxEvent], Loc | None, tuple[Any, ...]]
 
 
 class Host(Protocol):
@@ -90,20 +91,20 @@ class _Frame:
 
 
 class _Fork:
-    """A live parallel step: each branch's stack, and each branch's frozen position at its
-    last event (read by :meth:`Machine.position` from the driving thread)."""
+    """A live parallel step: each branch's stack (empty once the branch ended)."""
 
-    __slots__ = ("snaps", "stacks")
+    __slots__ = ("stacks",)
 
     def __init__(self, stacks: list[list[_Frame | _Fork]]) -> None:
         self.stacks = stacks
-        self.snaps: list[tuple[Entry, ...] | None] = [_freeze(s) for s in stacks]
 
 
 _Live = _Frame | _Fork
 
 
 def _freeze(stack: Sequence[_Live]) -> tuple[Entry, ...] | None:
+    """The plain position of a live stack (``None`` when it is empty); the caller holds the
+    machine's lock. Bounded: forks nest at most as deep as the program."""
     if not stack:
         return None
     out: list[Entry] = []
@@ -111,7 +112,7 @@ def _freeze(stack: Sequence[_Live]) -> tuple[Entry, ...] | None:
         if isinstance(entry, _Frame):
             out.append(Frame(entry.block, entry.next, entry.iteration))
         else:
-            out.append(Fork(tuple(entry.snaps)))
+            out.append(Fork(tuple(_freeze(branch) for branch in entry.stacks)))
     return tuple(out)
 
 
@@ -161,6 +162,67 @@ class _Stopped(Exception):
     """The run was cancelled between two steps."""
 
 
+class StepContext:
+    """The process step a workflow is running, for commit stages (durability): read it with
+    ``theus.flux.machine.current_step.get()`` on the thread (or task) the step runs on — in a
+    stage's ``before_commit``; ``after_commit`` may run on another committer's thread.
+
+    Valid only while the step runs. :meth:`landed` records that the step's commit landed (the
+    machine does it itself when the step returns; a durable stage may do it earlier, from
+    ``after_commit``, so that the position it stores with the commit counts the step);
+    :meth:`position` is the run's position (spec/18 §5.2)."""
+
+    __slots__ = ("_at", "_frame", "_index", "_machine", "process")
+
+    def __init__(
+        self,
+        machine: Machine,
+        process: str,
+        frame: _Frame,
+        index: int,
+        at: tuple[list[_Live], tuple[int, ...], tuple[int, ...], Any],
+    ) -> None:
+        self._machine = machine
+        self.process = process
+        self._frame = frame
+        self._index = index
+        self._at = at
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self._machine.run_id
+
+    @property
+    def address(self) -> tuple[int, ...]:
+        """The step's program address (spec/18 §5.1)."""
+        stack, prefix, _, fork = self._at
+        with self._machine.lock:
+            return _address(stack, prefix, fork is not None)
+
+    @property
+    def iterations(self) -> tuple[int, ...]:
+        """The iterations of the enclosing ``while`` loops, outermost first."""
+        stack, _, outer, _ = self._at
+        with self._machine.lock:
+            return outer + _iterations(stack)
+
+    def landed(self) -> None:
+        """Count the step as done in the run's position (idempotent)."""
+        with self._machine.lock:
+            self._frame.next = self._index + 1
+
+    def position(self) -> Position:
+        """The run's position now."""
+        return self._machine.position()
+
+
+#: the step being run on this thread or task, or None (see :class:`StepContext`)
+current_step: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
+    "theus_flux_current_step", default=None
+)
+
+
 class Machine:
     """One run of one workflow; create it, then drive it with :meth:`events` (blocking or
     step by step) or :meth:`arun` (async)."""
@@ -202,18 +264,25 @@ class Machine:
 
     # -- position ------------------------------------------------------------------------
     def position(self) -> Position:
-        """Where the run is (exact between events outside a parallel step; inside one, each
-        branch as of its latest event)."""
+        """Where the run is: every step whose commit landed and was recorded (spec/18 §5.2).
+        Thread-safe: every change of the frames is made under the machine's lock."""
         with self.lock:
             return Position(_freeze(self.stack) or (), self.ops, self.seq)
 
     # -- counting and checks -------------------------------------------------------------
-    def _count(self, loc: Loc, what: str, executed: list[str]) -> None:
+    def _count(self, step: Step, executed: list[str], iteration: int = 0) -> None:
+        """Count one operation (entering ``step``, or its loop's ``iteration``)."""
         with self.lock:
             self.ops += 1
-            over = self.ops > self.max_ops
-        if over:
-            raise WorkflowLimitError(
+            if self.ops <= self.max_ops:
+                return
+        loc = step.loc
+        if isinstance(step, ProcessStep):
+            what = f"process {step.process!r}"
+        else:
+            kind = type(step).__name__.removesuffix("Step").lower()
+            what = f"`flux: {kind}`" + (f" iteration {iteration}" if iteration else "")
+        raise WorkflowLimitError(
                 f"{loc}: {loc.key_path}: the run exceeded max_ops={self.max_ops} at {what}",
                 loc.file,
                 loc.line,
@@ -247,7 +316,7 @@ class Machine:
         cls, loc, fields = draft
         seq = self.seq
         self.seq = seq + 1
-        return cls(self.run_id, seq, loc, **fields)
+        return cls(self.run_id, seq, loc, *fields)
 
     def _deliver(self, event: FluxEvent) -> None:
         for callback in self.on_event:
@@ -269,6 +338,8 @@ class Machine:
         """Run ``stack`` until it is empty. ``prefix``/``outer``: the address and the loop
         iterations above it (a parallel branch's); ``fork``: the branch's fork and index."""
         emit: Callable[[Draft], Any] = self._emit if self._async else _Yield
+        lock = self.lock
+        at = (stack, prefix, outer, fork)
         while stack:
             if self.cancelled:
                 raise _Stopped
@@ -279,31 +350,30 @@ class Machine:
             steps = top.steps
             index = top.next
             if index >= len(steps):
-                if len(stack) == 1:
+                if len(stack) > 1:
+                    owner = _owner(stack[:-1])
+                    if isinstance(owner, WhileStep) and self._again(owner, top, executed):
+                        continue
+                with lock:
                     stack.pop()
-                    continue
-                owner = _owner(stack[:-1])
-                if isinstance(owner, WhileStep) and self._again(owner, top, executed):
-                    continue
-                stack.pop()
-                parent = stack[-1]
-                assert isinstance(parent, _Frame)
-                parent.next += 1
+                    if stack:
+                        parent = stack[-1]
+                        assert isinstance(parent, _Frame)
+                        parent.next += 1
                 continue
             step = steps[index]
             if isinstance(step, ProcessStep):
                 loc = step.loc
-                self._count(loc, f"process {step.process!r}", executed)
+                self._count(step, executed)
                 kwargs = self._kwargs(step) if step.with_ else {}
-                observed = self._observed()
+                observed = self.always or self.host.watched()
                 if observed:
                     address = _address(stack, prefix, fork is not None)
                     iterations = outer + _iterations(stack)
-                    fields = {"process": step.process, "address": address,
-                              "iterations": iterations}  # fmt: skip
-                    self._mark(fork, stack)
+                    fields = (step.process, address, iterations)
                     await emit((StepStarted, loc, fields))
-                began = time.perf_counter()
+                    began = time.perf_counter()
+                token = current_step.set(StepContext(self, step.process, top, index, at))
                 try:
                     if self._async:
                         version = await self.host.astep(step.process, kwargs)
@@ -311,7 +381,7 @@ class Machine:
                         version = self.host.step(step.process, kwargs)
                 except Exception as exc:
                     if observed:
-                        failed = dict(fields, error=exc, duration=time.perf_counter() - began)
+                        failed = (*fields, exc, time.perf_counter() - began)
                         await emit((StepFailed, loc, failed))
                     raise WorkflowError(
                         f"{loc}: {loc.key_path}: process {step.process!r} failed: "
@@ -322,31 +392,39 @@ class Machine:
                         step.process,
                         tuple(executed),
                     ) from exc
-                top.next = index + 1
+                finally:
+                    current_step.reset(token)
+                with lock:
+                    top.next = index + 1
                 executed.append(step.process)
                 if observed:
-                    done = dict(fields, version=version, duration=time.perf_counter() - began)
-                    self._mark(fork, stack)
+                    done = (*fields, version, time.perf_counter() - began)
                     await emit((StepCommitted, loc, done))
             elif isinstance(step, IfStep):
-                self._count(step.loc, "`flux: if`", executed)
-                if self._test(step.condition):
-                    stack.append(_Frame(step.then, 0))
-                else:
-                    stack.append(_Frame(step.else_, 1))
+                self._count(step, executed)
+                frame = (
+                    _Frame(step.then, 0) if self._test(step.condition) else _Frame(step.else_, 1)
+                )
+                with lock:
+                    stack.append(frame)
             elif isinstance(step, WhileStep):
-                self._count(step.loc, "`flux: while`", executed)
+                self._count(step, executed)
                 if self._test(step.condition):
-                    self._count(step.loc, "`flux: while` iteration 1", executed)
-                    stack.append(_Frame(step.body, 0, 0, 1))
+                    self._count(step, executed, 1)
+                    with lock:
+                        stack.append(_Frame(step.body, 0, 0, 1))
                 else:
-                    top.next = index + 1
+                    with lock:
+                        top.next = index + 1
             elif isinstance(step, RunStep):
-                self._count(step.loc, "`flux: run`", executed)
-                stack.append(_Frame(step.steps, 0))
+                self._count(step, executed)
+                with lock:
+                    stack.append(_Frame(step.steps, 0))
             else:
-                self._count(step.loc, "`flux: parallel`", executed)
-                stack.append(_Fork([[_Frame(b, i)] for i, b in enumerate(step.branches)]))
+                self._count(step, executed)
+                branches: list[list[_Live]] = [[_Frame(b, i)] for i, b in enumerate(step.branches)]
+                with lock:
+                    stack.append(_Fork(branches))
 
     def _again(self, loop: WhileStep, body: _Frame, executed: list[str]) -> bool:
         """At the end of a loop body: start the next iteration if the condition holds."""
@@ -363,16 +441,11 @@ class Machine:
                 None,
                 tuple(executed),
             )
-        self._count(loc, f"`flux: while` iteration {body.iteration + 1}", executed)
-        body.iteration += 1
-        body.next = 0
+        self._count(loop, executed, body.iteration + 1)
+        with self.lock:
+            body.iteration += 1
+            body.next = 0
         return True
-
-    def _mark(self, fork: tuple[_Fork, int] | None, stack: list[_Live]) -> None:
-        if fork is not None:
-            frozen = _freeze(stack)
-            with self.lock:
-                fork[0].snaps[fork[1]] = frozen
 
     async def _parallel(
         self,
@@ -406,8 +479,9 @@ class Machine:
         for exc in errors:
             if exc is not None:
                 raise exc
-        stack.pop()
-        parent.next += 1
+        with self.lock:
+            stack.pop()
+            parent.next += 1
 
     async def _threads(
         self, branches: list[Any], fork: _Fork, errors: list[BaseException | None]
@@ -426,9 +500,6 @@ class Machine:
             except BaseException as exc:  # re-raised by the driving thread, in branch order
                 errors[i] = exc
             finally:
-                with self.lock:
-                    if errors[i] is None:
-                        fork.snaps[i] = None
                 inbox.put((i, None))
 
         threads = [
@@ -464,19 +535,18 @@ class Machine:
                 self.dry_run,
                 snapshot,
             )
-            return (RunCompleted, None, {"run": self.result})
+            return (RunCompleted, None, (self.result,))
         self.error = run_error
         file = getattr(run_error, "file", None)
         loc = None
         if isinstance(file, str):
             line, column = getattr(run_error, "line", None), getattr(run_error, "column", None)
             loc = Loc(file, line or 0, column or 0, getattr(run_error, "key_path", None) or "")
-        return (RunFailed, loc, {"error": run_error})
+        return (RunFailed, loc, (run_error,))
 
     def _start(self) -> Draft:
-        fields = {"name": self.workflow.name, "source": self.workflow.source,
-                  "inputs": dict(self.inputs), "resumed": self.resumed,
-                  "dry_run": self.dry_run}  # fmt: skip
+        workflow = self.workflow
+        fields = (workflow.name, workflow.source, dict(self.inputs), self.resumed, self.dry_run)
         return (RunStarted, None, fields)
 
     def events(self) -> Generator[FluxEvent, None, None]:

@@ -126,7 +126,7 @@ class Par:
 def _atom(draw: Any, counters: Sequence[str], signals: bool) -> Cond:
     x = draw(st.sampled_from(counters))
     k = draw(st.integers(0, 6))
-    kinds = ["lt", "even", "get_ge", "true"] + (["sig", "nosig"] if signals else [])
+    kinds = ["lt", "even", "get_ge", "true"] + (["sig", "nosig"] * 2 if signals else [])
     kind = draw(st.sampled_from(kinds))
     if kind == "lt":
         return Cond(f"domain.{x} < {k}", lambda s, _g: s[x] < k)
@@ -157,7 +157,7 @@ def _cond(draw: Any, counters: Sequence[str], signals: bool) -> Cond:
 
 
 def _proc(draw: Any, counters: Sequence[str], signals: bool) -> Proc:
-    choices = ["inc", "add", "add_expr"] + (["flag"] if signals else [])
+    choices = ["inc", "add", "add_expr"] + (["flag", "flag"] if signals else [])
     kind = draw(st.sampled_from(choices))
     if kind == "flag":
         return Proc("flag")
@@ -197,7 +197,7 @@ def _step(draw: Any, counters: tuple[str, ...], signals: bool, depth: int) -> An
         return If(cond, then, else_)
     if kind == "while":
         x = draw(st.sampled_from(counters))
-        guard = draw(st.integers(1, 5))
+        guard = draw(st.integers(2, 7))
         cond = Cond(f"domain.{x} < {guard}", lambda s, _g: s[x] < guard)
         if draw(st.booleans()):
             extra = _atom(draw, counters, signals)
@@ -207,7 +207,7 @@ def _step(draw: Any, counters: tuple[str, ...], signals: bool, depth: int) -> An
             )
         first = Proc(f"inc_{x}") if draw(st.booleans()) else Proc(f"add_{x}", by=1)
         body = (first, *draw(_block(counters, signals, inner, size=2)))
-        limit = draw(st.one_of(st.none(), st.integers(1, 6)))
+        limit = draw(st.one_of(st.none(), st.integers(1, 4)))
         return While(cond, body, limit)
     if kind == "run":
         return Run(draw(_block(counters, signals, inner)), draw(st.booleans()))

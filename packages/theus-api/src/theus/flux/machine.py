@@ -283,13 +283,13 @@ class Machine:
             kind = type(step).__name__.removesuffix("Step").lower()
             what = f"`flux: {kind}`" + (f" iteration {iteration}" if iteration else "")
         raise WorkflowLimitError(
-                f"{loc}: {loc.key_path}: the run exceeded max_ops={self.max_ops} at {what}",
-                loc.file,
-                loc.line,
-                loc.column,
-                None,
-                tuple(executed),
-            )
+            f"{loc}: {loc.key_path}: the run exceeded max_ops={self.max_ops} at {what}",
+            loc.file,
+            loc.line,
+            loc.column,
+            None,
+            tuple(executed),
+        )
 
     def _test(self, expression: Expression) -> bool:
         return self.host.test(expression, self.inputs)

@@ -178,7 +178,7 @@ class StepContext:
         self,
         machine: Machine,
         process: str,
-        frame: _Frame,
+        frame: _Frame | None,
         index: int,
         at: tuple[list[_Live], tuple[int, ...], tuple[int, ...], Any],
     ) -> None:
@@ -209,8 +209,10 @@ class StepContext:
 
     def landed(self) -> None:
         """Count the step as done in the run's position (idempotent)."""
-        with self._machine.lock:
-            self._frame.next = self._index + 1
+        frame = self._frame
+        if frame is not None:
+            with self._machine.lock:
+                frame.next = self._index + 1
 
     def position(self) -> Position:
         """The run's position now."""
@@ -276,13 +278,17 @@ class Machine:
             self.ops += 1
             if self.ops <= self.max_ops:
                 return
+        raise self._over(step, executed, iteration)
+
+    def _over(self, step: Step, executed: list[str], iteration: int = 0) -> WorkflowLimitError:
+        """The error of a count that exceeded ``max_ops``."""
         loc = step.loc
         if isinstance(step, ProcessStep):
             what = f"process {step.process!r}"
         else:
             kind = type(step).__name__.removesuffix("Step").lower()
             what = f"`flux: {kind}`" + (f" iteration {iteration}" if iteration else "")
-        raise WorkflowLimitError(
+        return WorkflowLimitError(
             f"{loc}: {loc.key_path}: the run exceeded max_ops={self.max_ops} at {what}",
             loc.file,
             loc.line,
@@ -339,19 +345,28 @@ class Machine:
         iterations above it (a parallel branch's); ``fork``: the branch's fork and index."""
         emit: Callable[[Draft], Any] = self._emit if self._async else _Yield
         lock = self.lock
-        at = (stack, prefix, outer, fork)
+        host = self.host
+        watched = host.watched
+        run_step = host.step
+        asynchronous = self._async
+        always = self.always
+        branch = fork is not None
+        # one context per stack, updated for each step (valid only while its step runs)
+        context = StepContext(self, "", None, 0, (stack, prefix, outer, fork))
         while stack:
             if self.cancelled:
                 raise _Stopped
             top = stack[-1]
             if isinstance(top, _Fork):
-                await self._parallel(stack, executed, prefix, outer, fork is not None)
+                await self._parallel(stack, executed, prefix, outer, branch)
                 continue
             steps = top.steps
             index = top.next
             if index >= len(steps):
                 if len(stack) > 1:
-                    owner = _owner(stack[:-1])
+                    parent = stack[-2]
+                    assert isinstance(parent, _Frame)
+                    owner = parent.steps[parent.next]
                     if isinstance(owner, WhileStep) and self._again(owner, top, executed):
                         continue
                 with lock:
@@ -363,40 +378,46 @@ class Machine:
                 continue
             step = steps[index]
             if isinstance(step, ProcessStep):
-                loc = step.loc
-                self._count(step, executed)
+                process = step.process
+                with lock:
+                    self.ops += 1
+                    over = self.ops > self.max_ops
+                if over:
+                    raise self._over(step, executed)
                 kwargs = self._kwargs(step) if step.with_ else {}
-                observed = self.always or self.host.watched()
+                observed = always or watched()
                 if observed:
-                    address = _address(stack, prefix, fork is not None)
-                    iterations = outer + _iterations(stack)
-                    fields = (step.process, address, iterations)
+                    loc = step.loc
+                    fields = (process, _address(stack, prefix, branch), outer + _iterations(stack))
                     await emit((StepStarted, loc, fields))
                     began = time.perf_counter()
-                token = current_step.set(StepContext(self, step.process, top, index, at))
+                context.process = process
+                context._frame = top
+                context._index = index
+                token = current_step.set(context)
                 try:
-                    if self._async:
-                        version = await self.host.astep(step.process, kwargs)
+                    if asynchronous:
+                        version = await host.astep(process, kwargs)
                     else:
-                        version = self.host.step(step.process, kwargs)
+                        version = run_step(process, kwargs)
                 except Exception as exc:
+                    loc = step.loc
                     if observed:
                         failed = (*fields, exc, time.perf_counter() - began)
                         await emit((StepFailed, loc, failed))
                     raise WorkflowError(
-                        f"{loc}: {loc.key_path}: process {step.process!r} failed: "
+                        f"{loc}: {loc.key_path}: process {process!r} failed: "
                         f"{type(exc).__name__}: {exc}",
                         loc.file,
                         loc.line,
                         loc.column,
-                        step.process,
+                        process,
                         tuple(executed),
                     ) from exc
                 finally:
                     current_step.reset(token)
-                with lock:
-                    top.next = index + 1
-                executed.append(step.process)
+                top.next = index + 1  # one store: atomic for a reader holding the lock
+                executed.append(process)
                 if observed:
                     done = (*fields, version, time.perf_counter() - began)
                     await emit((StepCommitted, loc, done))
@@ -441,10 +462,14 @@ class Machine:
                 None,
                 tuple(executed),
             )
-        self._count(loop, executed, body.iteration + 1)
         with self.lock:
-            body.iteration += 1
-            body.next = 0
+            self.ops += 1
+            over = self.ops > self.max_ops
+            if not over:
+                body.iteration += 1
+                body.next = 0
+        if over:
+            raise self._over(loop, executed, body.iteration + 1)
         return True
 
     async def _parallel(

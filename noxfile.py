@@ -57,6 +57,8 @@ SCHEMA_REQUIREMENTS = ["pydantic>=2.5"]
 # the dashboard test's asv.
 CLI_REQUIREMENTS = ["click>=8.1", "rich>=13"]
 DASHBOARD_REQUIREMENTS = ["asv", "virtualenv"]
+# PostgresStore (spec/21): its tests start a real PostgreSQL server themselves.
+SCHEMA_REQUIREMENTS += ["psycopg[binary]>=3.1"]
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.error_on_external_run = True

@@ -68,6 +68,40 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         ),
     )
 
+    group.addoption(
+        "--theus-store",
+        action="store",
+        default=_DEFAULT_STORES,
+        metavar="MODULE:FACTORY,...",
+        help=(
+            "comma-separated store factories the store conformance tests "
+            "(theus_conformance.stores) run against; default: SQLite and a PostgreSQL server "
+            "the tests start themselves (skipped with the reason where no server binary exists)"
+        ),
+    )
+
+
+_DEFAULT_STORES = "theus_conformance.stores:sqlite_store,theus_conformance.stores:postgres_store"
+
+
+def _parametrize_stores(metafunc: pytest.Metafunc) -> None:
+    if "store_factory" in metafunc.fixturenames:
+        option = metafunc.config.getoption("--theus-store", default=_DEFAULT_STORES)
+        names = [n.strip() for n in str(option).split(",") if n.strip()]
+        metafunc.parametrize("store_factory", names, ids=[n.rpartition(":")[2] for n in names])
+
+
+@pytest.fixture
+def store_under_test(store_factory: str, tmp_path: Any) -> Any:
+    """The :class:`theus_conformance.stores.StoreUnderTest` for this test's directory (a
+    test whose store cannot run here — no PostgreSQL server binary — is skipped)."""
+    from .stores import PostgresUnavailable, resolve_factory
+
+    try:
+        return resolve_factory(store_factory)(tmp_path)
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
@@ -205,6 +239,7 @@ def _is_our_backend_fixture(metafunc: pytest.Metafunc) -> bool:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    _parametrize_stores(metafunc)
     if "backend" not in metafunc.fixturenames or not _is_our_backend_fixture(metafunc):
         return
     selection = selected_backends(metafunc.config)

@@ -11,6 +11,8 @@ and loads no backend; the first engine selects one (spec/13).
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._discovery import BackendInfo, backends
 from .contracts import ProcessSpec, Semantic, process
 from .engine import TheusEngine, Transaction
@@ -34,6 +36,9 @@ from .errors import (
     SchemaViolationError,
     SignalEmpty,
     SignalLagged,
+    StoreConflictError,
+    StoreCorruptError,
+    StoreError,
     TheusError,
     WorkflowError,
     WorkflowLimitError,
@@ -79,6 +84,9 @@ __all__ = [
     "SignalHub",
     "Stage",
     "StateUpdate",
+    "StoreConflictError",
+    "StoreCorruptError",
+    "StoreError",
     "TheusEngine",
     "TheusError",
     "Transaction",
@@ -86,5 +94,13 @@ __all__ = [
     "WorkflowLimitError",
     "Zone",
     "backends",
+    "open",
     "process",
 ]
+
+
+def open(path: Any, run_id: str | None = None, **kwargs: Any) -> TheusEngine:
+    """A durable engine (spec/21) on the SQLite file ``path`` (or a :class:`theus.stores.Store`):
+    ``theus.open("app.db", run_id="r1", context={...})`` creates run ``r1`` or reopens it at its
+    last stored version. The engine closes a store it opened from a path."""
+    return TheusEngine(store=path, run_id=run_id, **kwargs)

@@ -147,11 +147,19 @@ class TheusEngine:
         audit_recipe: Any = None,
         schema: Any = None,
         version: int = 0,
+        store: Any = None,
+        run_id: str | None = None,
     ) -> None:
         for name, flag in (("strict_guards", strict_guards), ("strict_cas", strict_cas)):
             if not isinstance(flag, bool):
                 raise TypeError(f"TheusEngine({name}=...) must be a bool, not {flag!r}")
         context = _check_context(context)
+        self._durable: Any = None  # theus.durable.DurableRun (spec/21)
+        if store is not None or run_id is not None:
+            from .durable import DurableRun
+
+            self._durable = DurableRun(store, run_id, context, _check_version(version))
+            context, version = self._durable.context, self._durable.version
         self._backend = select_backend(backend)
         self._hub: HubCore = self._backend.create_hub()
         self._outbox = Outbox()
@@ -169,6 +177,13 @@ class TheusEngine:
             version=_check_version(version),
         )
         self._core: EngineCore = self._backend.create_engine(context, options)
+        if self._durable is not None:
+            try:
+                self._durable.install(self)
+            except BaseException:
+                self._core.close()
+                self._durable.release()
+                raise
         self._strict_guards = strict_guards
         self._strict_cas = strict_cas
         self._workflows: dict[Any, Any] = {}  # loaded Flux workflows (theus.flux.run)
@@ -567,6 +582,61 @@ class TheusEngine:
                                       position=position)  # fmt: skip
         return RunHandle(iterator)
 
+    # -- durability (spec/21) --------------------------------------------------------------
+    @property
+    def run_id(self) -> str | None:
+        """The durable run's id (``None`` for an engine without a store)."""
+        return None if self._durable is None else self._durable.run_id
+
+    @property
+    def store(self) -> Any:
+        """The engine's :class:`theus.stores.Store`, or ``None``."""
+        return None if self._durable is None else self._durable.store
+
+    def history(self, limit: int | None = None, before: int | None = None) -> list[Any]:
+        """The stored commits, newest first (``theus.durable.HistoryEntry``: version, time,
+        process or ``None`` for the host, changed paths); those below ``before``, at most
+        ``limit``."""
+        from .durable import need
+
+        return need(self, "engine.history()").history(limit, before)
+
+    def at(self, version: int) -> Any:
+        """A read-only snapshot of stored ``version``, equal to what it was (its data;
+        signals are not kept, spec/21)."""
+        from .durable import at
+
+        return at(self, version)
+
+    def fork(self, version: int, *, run_id: str | None = None) -> TheusEngine:
+        """A new durable engine whose run starts at stored ``version`` of this one (parent
+        pointer set; this run is unchanged), with the same processes, schema and audit."""
+        from .durable import fork
+
+        return cast(TheusEngine, fork(self, version, run_id))
+
+    def diff(self, v1: int, v2: int) -> tuple[Any, ...]:
+        """The ``Change`` entries (``set``/``delete``, plain values, sorted by path) that turn
+        stored version ``v1`` into ``v2``."""
+        from .durable import diff
+
+        return diff(self, v1, v2)
+
+    def resume_workflow(
+        self,
+        workflow: Workflow | str | os.PathLike[str],
+        run_id: str | None = None,
+        **kwargs: Any,
+    ) -> WorkflowRun:
+        """Continue a workflow from the position stored with this run's newest workflow step
+        (spec/21 §8): steps whose commit was stored are not run again. ``workflow`` is the
+        same program; ``run_id`` (optional) must be the stored workflow run's id; other
+        keywords (``on_event``, ``max_ops``, ``inputs``: default the stored ones) as for
+        :meth:`execute_workflow`."""
+        from .durable import resume_workflow
+
+        return cast(WorkflowRun, resume_workflow(self, workflow, run_id, **kwargs))
+
     # -- lifetime ------------------------------------------------------------------------
     def close(self) -> None:
         """Close the engine (spec/11).
@@ -585,6 +655,8 @@ class TheusEngine:
         self._closed = True
         self._core.close()
         self._finalizer()
+        if self._durable is not None:
+            self._durable.release()
 
     def __enter__(self) -> TheusEngine:
         return self

@@ -33,6 +33,9 @@ __all__ = [
     "TheusError",
     "WorkflowError",
     "WorkflowLimitError",
+    "StoreError",
+    "StoreConflictError",
+    "StoreCorruptError",
 ]
 
 
@@ -270,3 +273,17 @@ class WorkflowError(TheusError, RuntimeError):
 
 class WorkflowLimitError(WorkflowError):
     """A run exceeded ``max_ops`` or a loop its ``max_iterations`` (spec/18-flux.md)."""
+
+
+class StoreError(TheusError):
+    """A durable store could not do what was asked: a missing or pruned run or version, a
+    closed store, a write that failed (spec/21)."""
+
+
+class StoreConflictError(StoreError):
+    """Another writer committed to the same run first (spec/21: one writer per run wins)."""
+
+
+class StoreCorruptError(StoreError, ValueError):
+    """A stored row is not in the durable format (tampered, truncated or foreign); the message
+    names the run and the version (spec/21)."""

@@ -1,0 +1,488 @@
+"""Durable engines (spec/21-durability.md): every commit stored in one store transaction,
+reopening at the last stored version, history, time travel, forks, diffs.
+
+``TheusEngine(store=..., run_id=...)`` builds a :class:`DurableRun` before the engine core
+(a reopened run gives the core its stored state and version) and installs its
+:class:`DurableStage` in the commit pipeline right before the ``outbox`` stage, so a commit is
+stored before its outbox messages are released and before the committing call returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ContextError, StoreConflictError, StoreCorruptError, StoreError
+from .flux.machine import current_step
+from .paths import Path, format_path
+from .pipeline import Change, Changes, CommitPipeline, Stage
+from .protocols import EngineOptions
+from .stores import codec
+from .stores.base import OutboxRow, RunRecord, Store, VersionRecord
+from .stores.sqlite import SqliteStore, rebuild
+from .zones import Zone, zone_of
+
+__all__ = [
+    "DEFAULT_SNAPSHOT_EVERY",
+    "DurableRun",
+    "DurableStage",
+    "HistoryEntry",
+    "at",
+    "diff",
+    "fork",
+    "need",
+    "open_engine",
+    "resume_workflow",
+]
+
+log = logging.getLogger("theus")
+
+#: a full snapshot is considered every this many versions (spec/21 §3)
+DEFAULT_SNAPSHOT_EVERY = 100
+_CACHE = 64  # before_commit encodings kept for their after_commit
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One stored commit as ``engine.history()`` lists it."""
+
+    version: int
+    #: seconds since the epoch when the commit was stored
+    time: float
+    #: the process's name, or None for a host transaction / compare-and-swap
+    process: str | None
+    #: the dotted changed paths: tree changes (sorted), then signals (in write order)
+    paths: tuple[str, ...]
+
+
+class _Owner:
+    """A store the engines opened themselves (a path): closed with the last of them."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.users = 0
+        self.lock = threading.Lock()
+
+    def take(self) -> None:
+        with self.lock:
+            self.users += 1
+
+    def release(self) -> None:
+        with self.lock:
+            self.users -= 1
+            last = self.users == 0
+        if last:
+            self.store.close()
+
+
+def _check_store(store: object) -> tuple[Store, _Owner | None]:
+    if isinstance(store, (str, os.PathLike)):
+        opened = SqliteStore(store)
+        return opened, _Owner(opened)
+    if not isinstance(store, Store):
+        raise TypeError(
+            "TheusEngine(store=...) must be a theus.stores.Store (SqliteStore(path)) or a "
+            f"path, not {type(store).__name__}"
+        )
+    return store, None
+
+
+class DurableRun:
+    """The durable side of one engine: its store, run id and the stage writing commits."""
+
+    def __init__(
+        self,
+        store: object,
+        run_id: object,
+        context: Mapping[str, Any],
+        version: int,
+    ) -> None:
+        if run_id is not None and (not isinstance(run_id, str) or not run_id):
+            raise TypeError(f"TheusEngine(run_id=...) must be a non-empty str, not {run_id!r}")
+        if store is None:
+            raise TypeError("TheusEngine(run_id=...) needs store=... (a Store or a path)")
+        self.store, self._owner = _check_store(store)
+        if self._owner is not None:
+            self._owner.take()
+        self.run_id: str = run_id if run_id is not None else uuid.uuid4().hex
+        self.every = int(getattr(self.store, "snapshot_every", DEFAULT_SNAPSHOT_EVERY))
+        self._lock = threading.Lock()
+        self.error: BaseException | None = None
+        self._cache: dict[int, tuple[Any, str, tuple[str, ...], Any]] = {}
+        self._cache_lock = threading.Lock()
+        try:
+            record = self.store.get_run(self.run_id)
+            self.reopened = record is not None
+            if record is not None:
+                if version != 0:
+                    raise ValueError(
+                        f"TheusEngine(version={version}) cannot be given when reopening run "
+                        f"{self.run_id!r}: it restarts at its stored version {record.head}"
+                    )
+                self.context: dict[str, Any] = rebuild(
+                    self.store.chain(self.run_id, record.head), self.run_id
+                )
+                self.version = record.head
+                self._snap_bytes = record.snapshot_bytes
+                self._delta_bytes = record.delta_bytes
+                self._delta_count = record.delta_count
+            else:
+                self.context = dict(context)
+                self.version = version
+                self._snap_bytes = self._delta_bytes = self._delta_count = 0
+        except BaseException:
+            self.release()
+            raise
+        self.stage = DurableStage(self)
+
+    def install(self, engine: Any) -> None:
+        """Create a new run from the engine's initial snapshot (a reopened run exists), then
+        put the stage into the engine's pipeline right before the ``outbox`` stage."""
+        if not self.reopened:
+            snapshot = engine._core.snapshot()
+            text = codec.encode(snapshot.to_dict())
+            self.store.create_run(
+                RunRecord(self.run_id, self.version, self.version, time.time()), text
+            )
+            self._snap_bytes = len(text)
+            self.reopened = True
+        pipeline: CommitPipeline = engine._pipeline
+        outbox = pipeline.find("outbox")
+        stages = pipeline.stages
+        pipeline.add(self.stage, index=stages.index(outbox) if outbox in stages else None)
+
+    def release(self) -> None:
+        """The engine closed: close the store if the engines opened it and this was the last."""
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.release()
+
+    def share(self) -> _Owner | None:
+        """The owner a fork shares (taken once more), or None."""
+        if self._owner is not None:
+            self._owner.take()
+        return self._owner
+
+    # -- the commit path -------------------------------------------------------------------
+    def check(self) -> None:
+        """Refuse a commit when an earlier write failed or another writer moved the run."""
+        with self._lock:
+            if self.error is not None:
+                err = self.error
+                cls = StoreConflictError if isinstance(err, StoreConflictError) else StoreError
+                raise cls(
+                    f"run {self.run_id!r}: storing an earlier commit failed ({err}); this engine "
+                    "refuses further commits: reopen the run"
+                )
+            head = self.store.head(self.run_id)
+            if head != self.version:
+                raise StoreConflictError(
+                    f"run {self.run_id!r}: another writer stored version {head} (this engine is "
+                    f"at version {self.version}); reopen the run to continue from it"
+                )
+
+    def encode_changes(self, changes: Changes) -> tuple[str, tuple[str, ...], Any]:
+        """The delta text and changed paths of a commit (``TypeError`` for a value outside
+        the durable format, naming its path), and the workflow step it belongs to (kept by
+        ``before_commit``; None when not known)."""
+        items = getattr(changes, "_items", None)
+        if items is not None:
+            with self._cache_lock:
+                hit = self._cache.pop(id(items), None)
+            if hit is not None and hit[0] is items:
+                return hit[1], hit[2], hit[3]
+        delta, paths = _delta(changes)
+        return delta, paths, None
+
+    def remember(self, changes: Changes, delta: str, paths: tuple[str, ...], step: Any) -> None:
+        """Keep ``before_commit``'s work (and the workflow step) for ``after_commit``."""
+        items = getattr(changes, "_items", None)
+        if items is None:
+            return
+        with self._cache_lock:
+            cache = self._cache
+            cache[id(items)] = (items, delta, paths, step)
+            while len(cache) > _CACHE:
+                del cache[next(iter(cache))]
+
+    def write(self, snapshot: Any, changes: Changes) -> None:
+        """Store the commit that made ``snapshot`` (one store transaction)."""
+        with self._lock:
+            if self.error is not None:
+                return  # already reported; every later commit is refused in check()
+            try:
+                version = snapshot.version
+                delta, paths, step = self.encode_changes(changes)
+                position = None
+                if step is not None:
+                    step.landed()  # the stored position counts this step (spec/21 §8)
+                    position = _position(step)
+                rows = [
+                    OutboxRow(self.run_id, m.version, m.index, m.topic, _payload(m))
+                    for m in changes.outbox
+                ]
+                delta_bytes = self._delta_bytes + len(delta)
+                count = self._delta_count + 1
+                full = None
+                if delta_bytes >= self._snap_bytes or (
+                    count >= self.every and delta_bytes * 16 >= self._snap_bytes
+                ):
+                    full = codec.encode(snapshot.to_dict())
+                record = VersionRecord(version, time.time(), changes.process, paths, delta)
+                self.store.append(
+                    self.run_id, record, snapshot=full, outbox=rows, position=position
+                )
+            except BaseException as exc:
+                self.error = exc
+                raise
+            self.version = version
+            if full is None:
+                self._delta_bytes, self._delta_count = delta_bytes, count
+            else:
+                self._snap_bytes, self._delta_bytes, self._delta_count = len(full), 0, 0
+
+    # -- reading ---------------------------------------------------------------------------
+    def history(self, limit: int | None, before: int | None) -> list[HistoryEntry]:
+        for name, value in (("limit", limit), ("before", before)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TypeError(f"history({name}=...) must be an int or None, not {value!r}")
+            if value is not None and value < 0:
+                raise ValueError(f"history({name}=...) must be >= 0, not {value}")
+        return [
+            HistoryEntry(r.version, r.time, r.process, r.paths)
+            for r in self.store.versions(self.run_id, limit=limit, before=before)
+        ]
+
+    def tree(self, version: object, what: str) -> dict[str, Any]:
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise TypeError(f"{what}: a version must be an int, not {version!r}")
+        return rebuild(self.store.chain(self.run_id, version), self.run_id)  # type: ignore[no-any-return]
+
+
+def _inputs(step: Any) -> str:
+    machine = getattr(step, "_machine", None)
+    inputs = getattr(machine, "inputs", {})
+    try:
+        return codec.encode(inputs, zoned=False)
+    except TypeError as exc:
+        raise TypeError(f"the inputs of workflow run {step.run_id!r}: {exc}") from None
+
+
+def _position(step: Any) -> str:
+    """The stored form of a workflow's position (spec/21 §8)."""
+    data = {
+        "format": 1,
+        "run": step.run_id,
+        "position": step.position().to_json(),
+        "inputs": codec.decode(_inputs(step), "inputs"),
+    }
+    return codec.encode(data, zoned=False)
+
+
+def resume_workflow(engine: Any, workflow: Any, run_id: str | None, **kwargs: Any) -> Any:
+    """``engine.resume_workflow``: continue the newest stored workflow position."""
+    from .flux.position import Position
+
+    run = need(engine, "engine.resume_workflow()")
+    stored = run.store.position(run.run_id)
+    if stored is None:
+        raise StoreError(f"run {run.run_id!r} has no stored workflow position")
+    version, text = stored
+    where = f"run {run.run_id!r} position {version}"
+    data = codec.decode(text, where)
+    if type(data) is not dict or data.get("format") != 1 or type(data.get("run")) is not str:
+        raise StoreCorruptError(f"{where}: malformed workflow position")
+    if run_id is not None and run_id != data["run"]:
+        raise StoreError(
+            f"run {run.run_id!r}: the stored workflow position is of workflow run "
+            f"{data['run']!r}, not {run_id!r}"
+        )
+    try:
+        position = Position.from_json(data["position"])
+    except ValueError as exc:
+        raise StoreCorruptError(f"{where}: {exc}") from None
+    inputs = kwargs.pop("inputs", None)
+    if inputs is None:
+        inputs = data.get("inputs") or None
+    return engine.execute_workflow(
+        workflow, position=position, run_id=data["run"], inputs=inputs, **kwargs
+    )
+
+
+def _payload(message: Any) -> str:
+    try:
+        return codec.encode(message.payload, zoned=False)
+    except TypeError as exc:
+        raise TypeError(f"outbox message {message.index} ({message.topic!r}): {exc}") from None
+
+
+def _delta(changes: Changes) -> tuple[str, tuple[str, ...]]:
+    ops: list[Any] = []
+    signals: list[Any] = []
+    paths: list[str] = []
+    for change in changes:
+        path = change.path
+        dotted = format_path(path)
+        paths.append(dotted)
+        zone = zone_of(path)
+        if zone is Zone.SIGNAL:
+            signals.append([dotted, codec.encode_value(change.value, path, False)])
+            continue
+        if zone is Zone.HEAVY and change.kind != "delete":
+            raise TypeError(
+                f"cannot store {dotted!r} durably: heavy values are not stored (keep them "
+                "outside the store and put a reference in the data zone)"
+            )
+        zoned = zone is Zone.DATA
+        if change.kind == "delete":
+            ops.append(["delete", list(path), None])
+        elif change.kind == "append":
+            items = [codec.encode_value(v, (*path, "-"), zoned) for v in change.value]
+            ops.append(["append", list(path), items])
+        else:
+            ops.append(["set", list(path), codec.encode_value(change.value, path, zoned)])
+    text = codec.json_text({"ops": ops, "signals": signals})
+    return text, tuple(paths)
+
+
+class DurableStage(Stage):
+    """The pipeline stage of a durable engine (spec/21 §3).
+
+    ``before_commit`` refuses a commit whose values are outside the durable format, or when
+    the run moved in the store under this engine (another writer); ``after_commit`` stores the
+    commit — delta, version, outbox rows — in one store transaction. A write that fails there
+    is logged (spec/15) and makes every later commit of the engine fail in ``before_commit``.
+    """
+
+    name = "durable"
+
+    def __init__(self, run: DurableRun) -> None:
+        self.run = run
+
+    def before_commit(self, changes: Changes) -> None:
+        """Check the commit can be stored; keep its encoding for ``after_commit``."""
+        run = self.run
+        run.check()
+        delta, paths = _delta(changes)
+        for i, message in enumerate(changes.outbox):
+            _payload(message._replace(index=i))
+        step = current_step.get()
+        if step is not None:
+            _inputs(step)  # refuse inputs the position could not be stored with
+        run.remember(changes, delta, paths, step)
+
+    def after_commit(self, snapshot: Any, changes: Changes) -> None:
+        """Store the landed commit."""
+        self.run.write(snapshot, changes)
+
+
+# -- engine helpers (called by TheusEngine's methods) ------------------------------------------
+
+
+def need(engine: Any, what: str) -> DurableRun:
+    """The engine's durable run, or ``ContextError`` naming ``what`` needs one."""
+    run: DurableRun | None = engine._durable
+    if run is None:
+        raise ContextError(
+            f"{what} needs a durable engine: TheusEngine(store=SqliteStore(path), run_id=...)"
+        )
+    return run
+
+
+def at(engine: Any, version: int) -> Any:
+    """A read-only snapshot of stored ``version``, built on the engine's backend."""
+    run = need(engine, "engine.at()")
+    tree = run.tree(version, "engine.at()")
+    backend = engine._backend
+    options = EngineOptions(
+        strict_guards=engine._strict_guards,
+        strict_cas=engine._strict_cas,
+        hub=backend.create_hub(),
+        pipeline=CommitPipeline(),
+        version=version,
+    )
+    core = backend.create_engine(tree, options)
+    try:
+        return core.snapshot()
+    finally:
+        core.close()
+
+
+def fork(engine: Any, version: int, run_id: str | None) -> Any:
+    """A new durable run starting at ``version`` of this one (parent pointer set), on the
+    same store and backend, with the same processes, schema and audit recipe."""
+    from .engine import TheusEngine
+
+    run = need(engine, "engine.fork()")
+    tree = run.tree(version, "engine.fork()")
+    if run_id is not None and (not isinstance(run_id, str) or not run_id):
+        raise TypeError(f"fork(run_id=...) must be a non-empty str, not {run_id!r}")
+    new_id = run_id if run_id is not None else uuid.uuid4().hex
+    text = codec.encode(tree, zoned=False)
+    run.store.create_run(
+        RunRecord(new_id, version, version, time.time(), run.run_id, version), text
+    )
+    audit = engine._audit
+    child = TheusEngine(
+        backend=engine._backend,
+        strict_guards=engine._strict_guards,
+        strict_cas=engine._strict_cas,
+        audit_recipe=None if audit is None else audit.recipe,
+        store=run.store,
+        run_id=new_id,
+    )
+    owner = run.share()
+    if owner is not None:
+        child._durable._owner = owner
+    schema = engine._pipeline.find("schema")
+    if schema is not None:
+        child._pipeline.add(schema, index=0)
+    for spec, _ in engine._by_name.values():
+        child._entry(spec.func)
+    return child
+
+
+def diff(engine: Any, v1: int, v2: int) -> tuple[Change, ...]:
+    """The changes that turn stored version ``v1`` into ``v2`` (plain values)."""
+    run = need(engine, "engine.diff()")
+    a = run.tree(v1, "engine.diff()")
+    b = run.tree(v2, "engine.diff()")
+    out: list[Change] = []
+    _diff(a, b, (), out)
+    return tuple(out)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if type(a) is dict:
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if type(a) in (list, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _diff(a: Mapping[str, Any], b: Mapping[str, Any], path: Path, out: list[Change]) -> None:
+    for key in sorted(set(a) | set(b)):
+        sub = (*path, key)
+        if key not in b:
+            out.append(Change("delete", sub, None))
+        elif key not in a:
+            out.append(Change("set", sub, b[key]))
+        elif type(a[key]) is dict and type(b[key]) is dict:
+            _diff(a[key], b[key], sub, out)
+        elif not _same(a[key], b[key]):
+            out.append(Change("set", sub, b[key]))
+
+
+def open_engine(path: str | os.PathLike[str] | Store, run_id: str | None, **kwargs: Any) -> Any:
+    """``theus.open``: a durable engine on a SQLite file (or a store)."""
+    from .engine import TheusEngine
+
+    return TheusEngine(store=path, run_id=run_id, **kwargs)

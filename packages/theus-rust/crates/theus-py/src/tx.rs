@@ -400,12 +400,6 @@ impl Tx {
         Ok(())
     }
 
-    /// Whether the attempt wrote in place (spec `06`, rule 2).
-    pub(crate) fn wrote_in_place(py: Python<'_>, tx: &Py<Tx>) -> PyResult<bool> {
-        let me = tx.get().lock(py)?;
-        Ok(me.txn.as_ref().map_or(me.wrote, |t| t.wrote()))
-    }
-
     /// The attempt's outbox buffer (made on first use).
     pub(crate) fn outbox_of(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         {
@@ -546,6 +540,7 @@ impl Tx {
                 "set" => Tx::apply_set(py, &tx, &path, &value)?,
                 "delete" => Tx::apply_delete(py, &tx, &path)?,
                 "append" => Tx::apply_append(py, &tx, &path, &value)?,
+                "map" => crate::views::ensure_map(py, &tx, &path)?,
                 other => {
                     return Err(PyTypeError::new_err(format!(
                         "unknown update operation {other:?}"
@@ -699,11 +694,14 @@ impl Ctx {
         if name.starts_with("__") {
             return Err(PyAttributeError::new_err(name.to_owned()));
         }
-        self.namespace(py, name, true)
+        self.namespace(py, crate::views::namespace_alias(name), true)
     }
 
     fn __setattr__(&self, py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let name = if name == "global_" { "global" } else { name };
+        let name = match crate::views::namespace_alias(name) {
+            "global_" => "global",
+            n => n,
+        };
         let Ok(path) = Path::parse(name) else {
             return Err(context_error(
                 py,

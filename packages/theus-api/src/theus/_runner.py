@@ -24,6 +24,7 @@ from .update import StateUpdate, Update
 __all__ = [
     "apply_return",
     "arity_error",
+    "in_place_error",
     "return_plan",
     "run_async",
     "run_sync",
@@ -92,17 +93,33 @@ def _keyed_values(spec: ProcessSpec, result: dict[Any, Any]) -> list[Any] | None
     return values
 
 
-def return_plan(spec: ProcessSpec, result: Any) -> list[tuple[int, Any]]:
+def in_place_error(spec: ProcessSpec, result: Any) -> ContractViolationError:
+    """The error for a plain value returned to a single output after in-place writes (spec/06
+    rule 3): Theus 3 wrote it over them; this engine does not guess."""
+    return ContractViolationError(
+        f"process {spec.name!r} wrote in place and also returned a "
+        f"{type(result).__name__} for its output {spec.outputs[0].text!r}; after in-place "
+        "writes only an exact mapping is applied (a dict keyed by the output, or a "
+        "StateUpdate): return None to keep the in-place writes alone, or write only by "
+        "returning"
+    )
+
+
+def return_plan(spec: ProcessSpec, result: Any, wrote: bool = False) -> list[tuple[int, Any]]:
     """The writes a plain return value maps to (spec/06): ``(output index, value)`` pairs in
     output order. ``None`` values (and outputs a keyed dict does not name) are left out: they
-    leave their output as it is. Shared by every backend's return mapping (the Rust loop
-    calls it for everything but a plain value or a full tuple)."""
+    leave their output as it is. ``wrote``: the attempt wrote in place, so only an exact
+    mapping is accepted (a tuple or list for several outputs, a keyed dict). Shared by every
+    backend's return mapping (the Rust loop calls it for everything but a plain value without
+    in-place writes or a full tuple)."""
     outputs = spec.outputs
     values: list[Any] | tuple[Any, ...] | None = None
     if isinstance(result, dict):
         values = _keyed_values(spec, result)
     if values is None:
         if len(outputs) == 1:
+            if wrote:
+                raise in_place_error(spec, result)
             values = (result,)
         elif isinstance(result, tuple | list) and len(result) == len(outputs):
             values = result
@@ -123,7 +140,7 @@ def apply_return(tx: TxCore, spec: ProcessSpec, result: Any) -> None:
     if result is None or not spec.outputs:
         return
     outputs = spec.outputs
-    plan = return_plan(spec, result)
+    plan = return_plan(spec, result, bool(tx.wrote))
     tx.apply(Update(tuple(("set", outputs[i].segments, v) for i, v in plan)))
 
 

@@ -153,7 +153,7 @@ fn texts(patterns: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
 /// Map a process's return value onto its outputs (spec `06`), natively, exactly like
 /// `theus._runner.apply_return`: a `StateUpdate` is applied; `None` or no outputs map nothing;
 /// else the value is mapped after the attempt's in-place writes. A plain value for one output
-/// and a full tuple without `None` for several are mapped here; every other shape (a dict, a
+/// (without in-place writes) and a full tuple without `None` for several are mapped here; every other shape (a dict, a
 /// list, `None` items, a wildcard, a wrong shape) is planned by `theus._runner.return_plan`,
 /// the one reading of those rules.
 fn map_return(
@@ -174,10 +174,11 @@ fn map_return(
         return Ok(());
     }
     let n = handle.outputs.len();
+    let wrote = Tx::wrote_in_place(py, tx)?;
     let fast: Option<Vec<Bound<'_, PyAny>>> = if handle.outputs.iter().any(Option::is_none) {
         None
     } else if n == 1 {
-        (!result.is_instance_of::<PyDict>()).then(|| vec![result.clone()])
+        (!wrote && !result.is_instance_of::<PyDict>()).then(|| vec![result.clone()])
     } else {
         match result.cast::<PyTuple>() {
             Ok(t) if t.len() == n && t.iter().all(|v| !v.is_none()) => Some(t.iter().collect()),
@@ -190,7 +191,7 @@ fn map_return(
             let plan = py
                 .import(intern!(py, "theus._runner"))?
                 .getattr(intern!(py, "return_plan"))?
-                .call1((handle.spec.bind(py), result))?;
+                .call1((handle.spec.bind(py), result, wrote))?;
             let mut out = Vec::new();
             for pair in plan.try_iter()? {
                 let (i, value): (usize, Bound<'_, PyAny>) = pair?.extract()?;

@@ -400,6 +400,12 @@ impl Tx {
         Ok(())
     }
 
+    /// Whether the attempt wrote in place (spec `06`, rule 2).
+    pub(crate) fn wrote_in_place(py: Python<'_>, tx: &Py<Tx>) -> PyResult<bool> {
+        let me = tx.get().lock(py)?;
+        Ok(me.txn.as_ref().map_or(me.wrote, |t| t.wrote()))
+    }
+
     /// The attempt's outbox buffer (made on first use).
     pub(crate) fn outbox_of(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         {

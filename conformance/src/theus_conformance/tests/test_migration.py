@@ -35,7 +35,8 @@ NESTED = [
     # (start domain, nested data for "domain", expected domain)
     ({"a": 1, "b": 2}, {"a": 5}, {"a": 5, "b": 2}),
     ({"p": {"x": 1, "y": 2}, "q": 0}, {"p": {"x": 9}}, {"p": {"x": 9, "y": 2}, "q": 0}),
-    ({"p": {"x": {"deep": 1, "keep": 2}}}, {"p": {"x": {"deep": 3}}}, {"p": {"x": {"deep": 3, "keep": 2}}}),
+    ({"p": {"x": {"deep": 1, "keep": 2}}}, {"p": {"x": {"deep": 3}}},
+     {"p": {"x": {"deep": 3, "keep": 2}}}),
     ({"l": [1, 2], "k": 1}, {"l": [3]}, {"l": [3], "k": 1}),  # lists replace
     ({"s": 5, "k": 1}, {"s": {"now": "map"}}, {"s": {"now": "map"}, "k": 1}),  # scalar -> dict
     ({"l": [1], "k": 1}, {"l": {"m": 1}}, {"l": {"m": 1}, "k": 1}),  # list -> dict
@@ -159,7 +160,9 @@ def test_state_update_key_val_misuse_raises(kwargs, error):
         StateUpdate(**kwargs)
 
 
-@pytest.mark.parametrize(("key", "val"), [("domain.x", 2), ("domain.m.k", [1]), ("domain", {"y": 1})])
+@pytest.mark.parametrize(
+    ("key", "val"), [("domain.x", 2), ("domain.m.k", [1]), ("domain", {"y": 1})]
+)
 def test_state_update_key_val_is_data(make_engine, key, val):
     engine = make_engine({"domain": {"x": 1, "m": {}}})
 
@@ -179,7 +182,9 @@ def test_state_update_key_val_is_data(make_engine, key, val):
 
 
 def test_returned_tuple_is_applied_after_in_place_writes(make_engine):
-    engine = make_engine({"domain": {"orders": [{"id": "A", "total": 10.0}], "balance": 0.0, "done": []}})
+    engine = make_engine(
+        {"domain": {"orders": [{"id": "A", "total": 10.0}], "balance": 0.0, "done": []}}
+    )
 
     @process(inputs=["domain.orders"], outputs=["domain.balance", "domain.done"])
     def pay(ctx):
@@ -392,7 +397,10 @@ def test_edit_writes_in_place_and_commits_together(make_engine):
         ctx.global_.g = 2
         assert engine.state.version == 0  # nothing committed inside the block
     assert engine.state.version == 1
-    assert engine.state.to_dict() == {"domain": {"counter": 999, "m": {"x": 1, "y": 2}}, "global": {"g": 2}}
+    assert engine.state.to_dict() == {
+        "domain": {"counter": 999, "m": {"x": 1, "y": 2}},
+        "global": {"g": 2},
+    }
     with pytest.raises(RuntimeError):
         with engine.edit() as ctx:
             ctx.domain.counter = -1
@@ -467,7 +475,10 @@ def test_view_method_named_leaf_gets_a_hint(make_engine, caplog):
 
     with caplog.at_level(logging.WARNING, logger="theus"):
         engine.execute(count_items)
-    assert any('ctx.domain["items"]' in r.getMessage() or "ctx.domain['items']" in r.getMessage() for r in caplog.records)
+    assert any(
+        'ctx.domain["items"]' in r.getMessage() or "ctx.domain['items']" in r.getMessage()
+        for r in caplog.records
+    )
     assert engine.state.domain.count == 1
 
 
@@ -500,11 +511,17 @@ def test_contexts_given_as_objects(make_engine):
             self.domain_ctx = _Domain(items=["x"])
 
     engine = make_engine(System())
-    assert engine.state.to_dict() == {"global": {"app": "demo"}, "domain": {"status": "IDLE", "items": ["x"]}}
+    assert engine.state.to_dict() == {
+        "global": {"app": "demo"},
+        "domain": {"status": "IDLE", "items": ["x"]},
+    }
     engine = make_engine(_WithToDict())
     assert engine.state.domain.status == "FROM_TO_DICT" and engine.state.global_.v == 1
     engine = make_engine({"domain": _Domain(), "global_": Glob(app="g")})
-    assert engine.state.to_dict() == {"domain": {"status": "IDLE", "items": []}, "global": {"app": "g"}}
+    assert engine.state.to_dict() == {
+        "domain": {"status": "IDLE", "items": []},
+        "global": {"app": "g"},
+    }
     engine = make_engine({"domain_ctx": BaseDomainContext(n=1)})
     assert engine.state.domain.to_dict() == {"n": 1}
     with pytest.raises(ContextError, match="twice"):
@@ -538,7 +555,7 @@ def test_state_data_and_state_signal(make_engine):
     with pytest.raises(ContextError):
         data["domain"]["x"] = 2
     with pytest.raises(AttributeError, match="state.signals"):
-        engine.state.signal  # noqa: B018
+        engine.state.signal
     other = make_engine({"data": {"own": 1}})
     assert other.state.data == {"own": 1}  # a namespace named data wins
 
@@ -558,7 +575,9 @@ def test_theus3_import_paths():
     assert theus.config.ConfigFactory.load_audit_recipe() is None or True
     with pytest.raises(FileNotFoundError):
         theus.config.ConfigFactory.load_recipe("/no/such/recipe.yaml")
-    assert theus.context.BaseSystemContext(domain={"a": 1}, other=None).to_dict() == {"domain": {"a": 1}}
+    assert theus.context.BaseSystemContext(domain={"a": 1}, other=None).to_dict() == {
+        "domain": {"a": 1}
+    }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -577,7 +596,8 @@ def test_list_and_map_view_operations(make_engine):
     engine.execute(use)
     snapshot = _view_ops(engine.state.domain)
     expected = {
-        "add": [1, 2, 3, 9], "radd": [0, 1, 2, 3], "mul": [1, 2, 3, 1, 2, 3], "rmul": [1, 2, 3, 1, 2, 3],
+        "add": [1, 2, 3, 9], "radd": [0, 1, 2, 3], "mul": [1, 2, 3, 1, 2, 3],
+        "rmul": [1, 2, 3, 1, 2, 3],
         "views": [1, 2, 3, 1, 2, 3], "copy": [1, 2, 3], "slice": [2, 3], "or": {"a": 1, "z": 2},
         "ror": {"z": 2, "a": 1}, "mcopy": {"a": 1}, "types": ["list", "list", "dict"],
         "bad": ["TypeError", "TypeError", "TypeError"],
@@ -661,7 +681,7 @@ def create_order(ctx):
     if total <= 0:
         raise ValueError(f"invalid total: {total}")
     order = {"id": request["id"], "items": list(request.get("items", [])), "total": total}
-    return ctx.domain.get("orders", []) + [order]  # a list view + a list: a plain list
+    return ctx.domain.get("orders", []) + [order]  # noqa: RUF005 (a list view + a list)
 
 
 @process(inputs=["domain.orders"], outputs=["domain.balance", "domain.processed_orders"])
@@ -741,7 +761,9 @@ def test_ecommerce_scenario_blocking(make_engine, tmp_path):
     recipe_file = tmp_path / "audit_recipe.yaml"
     recipe_file.write_text(ECOMMERCE_RECIPE)
     engine = make_engine(
-        _ecommerce_context(), strict_guards=True, audit_recipe=ConfigFactory.load_recipe(str(recipe_file))
+        _ecommerce_context(),
+        strict_guards=True,
+        audit_recipe=ConfigFactory.load_recipe(str(recipe_file)),
     )
     for fn in (create_order, process_payment, store_invoice_image, trigger_rollback_test):
         engine.register(fn)

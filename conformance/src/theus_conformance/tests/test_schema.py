@@ -358,7 +358,9 @@ def test_append_only_field(shielded):
         lambda: _tx(shielded, data={"domain.events": ["x"]}),
         lambda: _tx(shielded, data={"domain.events.0": "x"}),
         lambda: _tx(shielded, delete=["domain.events"]),
-        lambda: _tx(shielded, replace={"domain": {**shielded.state.domain.to_dict(), "events": []}}),
+        lambda: _tx(
+            shielded, replace={"domain": {**shielded.state.domain.to_dict(), "events": []}}
+        ),
     ]
     for attempt in attempts:
         watch = Watch(shielded)

@@ -20,6 +20,7 @@ from typing import Any, cast
 from . import messages
 from ._discovery import select_backend
 from ._runner import run_async, run_sync
+from .compat import _support as _v3  # Theus 3 surface (spec/19)
 from .contracts import ProcessSpec, spec_of, validate_contract
 from .errors import (
     ConflictError,
@@ -33,8 +34,6 @@ from .pipeline import CommitPipeline, Stage
 from .protocols import EngineCore, EngineOptions, HubCore, TxCore
 from .signals import SignalHub, SignalStage
 from .update import Update, make_update
-
-from .compat import _support as _v3  # Theus 3 surface (spec/19)
 
 __all__ = ["TheusEngine", "Transaction"]
 
@@ -516,9 +515,7 @@ class TheusEngine:
         handle = self.__dict__.get("_edit_handle")
         if handle is None:
             patterns = tuple(parse_pattern(f"{ns}.**") for ns in sorted(self._namespaces))
-            spec = ProcessSpec(
-                name="engine.edit", func=_edit_marker, inputs=(), outputs=patterns
-            )
+            spec = ProcessSpec(name="engine.edit", func=_edit_marker, inputs=(), outputs=patterns)
             handle = self.__dict__["_edit_handle"] = self._core.compile(spec)
         tx = self._core.begin(handle)
         try:

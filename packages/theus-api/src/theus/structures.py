@@ -18,7 +18,7 @@ _INSTEAD = {
     "State": "engine.state (an immutable snapshot: state.version, state.domain, state.get(path))",
     "FrozenDict": "the read-only views of engine.state (view.to_dict() for a plain copy)",
     "FunctionResult": "a plain return value or a StateUpdate (spec/06)",
-    "ManagedAllocator": "heavy_ keys holding your own objects (spec/03); shared memory is not built yet",
+    "ManagedAllocator": "heavy_ keys holding your own objects (spec/03); no shared memory yet",
     "ShmArray": "heavy_ keys holding your own arrays (spec/03); shared memory is not built yet",
 }  # fmt: skip
 

@@ -38,14 +38,17 @@ def _mapping(value: object, name: str) -> Mapping[str, Any]:
 
 def _check_key(key: object, path: Path) -> str:
     """``key`` if it is a valid map key under ``path`` (spec/01), else ``ContextError``."""
-    if not isinstance(key, str) or not key or "." in key or key in ("*", "**") or (
-        has_surrogate(key)
+    if (
+        not isinstance(key, str)
+        or not key
+        or "." in key
+        or key in ("*", "**")
+        or (has_surrogate(key))
     ):
         shown = format_path(path)
         if len(path) > 16:
             shown = (
-                f"{format_path(path[:8])}...({len(path) - 16} segments)..."
-                f"{format_path(path[-8:])}"
+                f"{format_path(path[:8])}...({len(path) - 16} segments)...{format_path(path[-8:])}"
             )
         raise ContextError(
             f"invalid key {key!r} under {shown!r}: keys are non-empty str without "
@@ -67,7 +70,7 @@ def _merge_ops(path: Path, value: dict[Any, Any], ops: list[Op]) -> None:
             ops.append(("set", at, item))
             continue
         ops.append(("map", at, None))
-        children = [(( *at, _check_key(k, at)), v) for k, v in item.items()]
+        children = [((*at, _check_key(k, at)), v) for k, v in item.items()]
         todo.extend(reversed(children))  # popped in the mapping's order
 
 

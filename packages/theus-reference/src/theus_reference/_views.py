@@ -8,7 +8,6 @@ contract, records reads and writes, and resolves the path in its draft).
 from __future__ import annotations
 
 import operator
-
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 

@@ -46,6 +46,7 @@ class TheusEngine:
     """
 
     __slots__ = ("_engine",)
+    _engine: _engine_module.TheusEngine
 
     def __init__(
         self,

@@ -645,8 +645,9 @@ def test_compat_v3_execute_is_a_coroutine(backend):
         assert asyncio.run(main()) == (1, 6)
         assert engine.state.domain.n == 6 and engine.state.version == 2
         assert engine.engine.execute(bump) == 7  # the blocking engine underneath
-        with pytest.raises(NotImplementedError):
-            asyncio.run(engine.execute_workflow("steps: []"))
+        engine.register(bump)
+        run = asyncio.run(engine.execute_workflow("steps:\n  - process: bump\n"))
+        assert run.executed == ("bump",) and engine.state.domain.n == 8
         with pytest.raises(AttributeError, match="read-only"):
             engine.strict_cas = True
         with pytest.raises(NotImplementedError, match="context="):
@@ -779,9 +780,21 @@ def test_ecommerce_scenario_blocking(make_engine, tmp_path):
     assert engine.state.domain.balance == 1500.0
 
 
-def test_ecommerce_scenario_with_compat_v3(backend):
+ECOMMERCE_WORKFLOW = """
+name: "e-commerce"
+steps:
+  - process: "create_order"
+  - process: "process_payment"
+  - process: "store_invoice_image"
+"""
+
+
+@pytest.mark.parametrize("how", ["execute", "workflow"])
+def test_ecommerce_scenario_with_compat_v3(backend, tmp_path, how):
     from theus.compat.v3 import TheusEngine as V3Engine
 
+    workflow = tmp_path / "workflow.yaml"
+    workflow.write_text(ECOMMERCE_WORKFLOW)
     engine = V3Engine(_ecommerce_context(), strict_guards=True, backend=backend)
     try:
         for fn in (create_order, process_payment, store_invoice_image):
@@ -789,6 +802,9 @@ def test_ecommerce_scenario_with_compat_v3(backend):
         _seed(engine)
 
         async def main():
+            if how == "workflow":  # Theus 3's main.py: await engine.execute_workflow(path)
+                await engine.execute_workflow(str(workflow))
+                return
             for name in ("create_order", "process_payment", "store_invoice_image"):
                 await engine.execute(name)
 

@@ -466,6 +466,23 @@ def test_process_keywords_errors_side_effects_parallel():
             return None
 
 
+@pytest.mark.parametrize(
+    ("root", "written"), [("heavy", "heavy_x"), ("signal", "sig_x"), ("meta", "meta_x")]
+)
+def test_theus3_zone_roots_say_what_to_write(make_engine, root, written):
+    from theus import InvalidContractError
+
+    engine = make_engine()
+
+    @process(outputs=[f"{root}.x"])
+    def zone_root(ctx):
+        return 1
+
+    with pytest.raises(InvalidContractError, match=f"'domain.{written}'"):
+        engine.execute(zone_root)
+    assert engine.state.version == 0
+
+
 def test_view_method_named_leaf_gets_a_hint(make_engine, caplog):
     engine = make_engine({"domain": {"items": [1], "count": 0}})
 

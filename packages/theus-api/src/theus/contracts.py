@@ -43,6 +43,13 @@ NAMESPACE_ALIASES = {"domain_ctx": "domain", "global_ctx": "global", "global_": 
 
 PARALLEL_ISSUE = "issue 11 (parallel processes)"
 
+#: Theus 3's zone roots used as namespaces: what to write instead (spec/19).
+_ZONE_NAMESPACE_HINTS = {
+    "heavy": "; Theus 3's 'heavy.x' is a key with the heavy_ prefix here: 'domain.heavy_x'",
+    "signal": "; Theus 3's 'signal.x' is a key with the sig_ prefix here: 'domain.sig_x'",
+    "meta": "; Theus 3's 'meta.x' is a key with the meta_ prefix here: 'domain.meta_x'",
+}
+
 
 @dataclass(frozen=True)
 class ProcessSpec:
@@ -244,9 +251,10 @@ def validate_contract(spec: ProcessSpec, namespaces: Collection[str]) -> None:
     for pattern in readable:
         ns = pattern.segments[0]
         if ns not in namespaces:
+            hint = _ZONE_NAMESPACE_HINTS.get(ns, "")
             raise InvalidContractError(
                 f"process {spec.name!r}: pattern {pattern.text!r} names namespace {ns!r}, "
-                f"which this engine does not have (namespaces: {sorted(namespaces)})"
+                f"which this engine does not have (namespaces: {sorted(namespaces)}){hint}"
             )
     for pattern in readable:
         zone = _literal_zone(pattern)

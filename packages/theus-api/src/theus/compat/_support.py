@@ -39,12 +39,12 @@ NAMESPACE_ALIASES = {"domain_ctx": "domain", "global_ctx": "global", "global_": 
 #: The most re-runs one ``execute(..., retries=n)`` call may ask for (spec/19).
 MAX_CALL_RETRIES = 1000
 
-#: Methods of the map and list views: ``ctx.domain.items`` is the method, not the key.
+#: Methods of the map views: ``ctx.domain.items`` is the method, not the key (every other name
+#: read as an attribute of a map view is its key).
 VIEW_METHODS = frozenset(
     {
-        "append", "clear", "copy", "count", "extend", "get", "index", "insert", "items",
-        "keys", "pop", "popitem", "remove", "reverse", "setdefault", "sort", "to_dict",
-        "to_list", "update", "values",
+        "clear", "copy", "get", "items", "keys", "pop", "popitem", "setdefault", "to_dict",
+        "update", "values",
     }
 )  # fmt: skip
 

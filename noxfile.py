@@ -4,7 +4,7 @@
     nox -s conformance-reference  the conformance suite against the reference backend
     nox -s conformance-rust       the same against the Rust backend (built by maturin)
     nox -s lint                   ruff check, ruff format --check, mypy --strict (3 packages)
-    nox -s demo                   examples/bank.py   (extra arguments: nox -s demo -- --help)
+    nox -s demo                   examples/bank.py, then examples/flux/*.py (nox -s demo -- --help)
     nox -s bench                  asv benchmarks in the current session env, then a results table
     nox -s rust-core              cargo test + cargo clippy in packages/theus-rust
     nox -s dashboard              asv over the last N commits of main (nox -s dashboard -- 20),
@@ -314,9 +314,12 @@ def _install_runtime(session: nox.Session) -> None:
 
 @nox.session(python=BASE_PYTHON)
 def demo(session: nox.Session) -> None:
-    """The bank demo (examples/bank.py) on the best installed backend."""
+    """The bank demo (examples/bank.py) on the best installed backend, then the Flux
+    examples (examples/flux/agent_loop.py, branch.py, nested.py, fanout.py)."""
     _install_runtime(session)
     session.run("python", str(ROOT / "examples" / "bank.py"), *session.posargs)
+    for name in ("agent_loop", "branch", "nested", "fanout"):
+        session.run("python", str(ROOT / "examples" / "flux" / f"{name}.py"))
 
 
 @nox.session(python=BASE_PYTHON)

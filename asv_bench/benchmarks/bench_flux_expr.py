@@ -8,14 +8,18 @@ which falls in asv's warmup, and kept in a module cache; every class sets an exp
 - `values`: the scope is a plain dict of plain dicts (the values mapping a native evaluator
   would hand over);
 - `reference` / `rust`: the scope is `snapshot_scope(engine.state)` of an engine on that
-  backend holding the same values (reads go through the backend's read-only views).
+  backend holding the same values (reads go through the backend's read-only views);
+- `rust-native`: the condition compiled by the rust core (`engine.core.compile_expression`,
+  spec/18 §2.6), evaluated natively on the engine's latest snapshot: `native.test({})`.
 
 - `time_condition_3_clauses`: one `test()` of
   `domain.count < 10 and global.enabled == True and signal.get('cmd_stop') is None`
   on a scope built once (namespaces already fetched); target: <= 5 µs (reference, pure
-  Python), <= 1 µs (rust, once evaluated natively);
+  Python), <= 1 µs (`rust-native`: the native evaluator, reading the latest snapshot at
+  each call);
 - `time_condition_fresh_scope`: the same with a new `snapshot_scope` per evaluation, as the
-  reference interpreter does between steps (for `values`: a new dict copy);
+  reference interpreter does between steps (for `values`: a new dict copy; for
+  `rust-native` the same call as above: every native call reads the latest snapshot);
 - `time_python_eval`: CPython `eval` of the equivalent compiled code over the same dicts (the
   unsafe baseline, ~0.8 µs in ANCHORS.md; the same for every parameter).
 
@@ -40,6 +44,7 @@ CONDITION = "domain.count < 10 and global.enabled == True and signal.get('cmd_st
 _PY_CONDITION = (
     "domain['count'] < 10 and global_['enabled'] == True and signal.get('cmd_stop') is None"
 )
+NATIVE = ("rust-native",) if "rust" in BACKENDS else ()
 _CACHE: dict[str, Any] = {}
 
 
@@ -64,6 +69,15 @@ def _state(scope: str) -> tuple[Any, Any, Any]:
         if scope == "values":
             values = _values()
             hit = (cond, values, values)
+        elif scope == "rust-native":
+            values = _values()
+            engine = TheusEngine(
+                context={"domain": values["domain"], "global": values["global"]}, backend="rust"
+            )
+            native = engine.core.compile_expression(cond)  # type: ignore[attr-defined]
+            native.test({})
+            hit = (native, {}, None)
+            _CACHE[scope + ":engine"] = engine
         else:
             values = _values()
             engine = TheusEngine(
@@ -92,7 +106,7 @@ class FluxCondition:
     """One evaluation of a 3-clause condition, and CPython `eval` of the same."""
 
     number = 20000
-    params = ("values", *BACKENDS)
+    params = ("values", *BACKENDS, *NATIVE)
     param_names = ("scope",)
 
     def time_condition_3_clauses(self, scope: str) -> None:
@@ -100,9 +114,11 @@ class FluxCondition:
         cond.test(warm)
 
     def time_condition_fresh_scope(self, scope: str) -> None:
-        cond, _, source = _state(scope)
+        cond, warm, source = _state(scope)
         if scope == "values":
             cond.test(dict(source))
+        elif scope == "rust-native":
+            cond.test(warm)
         else:
             cond.test(snapshot_scope(source))
 

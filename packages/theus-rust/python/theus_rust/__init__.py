@@ -46,7 +46,7 @@ class RustBackend:
     name = "rust"
     priority = 100
     version = __version__
-    capabilities = frozenset({"threads", "async", "native-execute"})
+    capabilities = frozenset({"threads", "async", "native-execute", "native-conditions"})
 
     def create_hub(self, capacity: int = 1024) -> Hub:
         """A new native hub (``theus_rust._native.Hub``; ``theus.hub.LocalHub`` stays available

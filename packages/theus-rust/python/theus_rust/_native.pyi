@@ -17,6 +17,7 @@ __all__ = [
     "Hub",
     "ListView",
     "MapView",
+    "NativeExpression",
     "Receiver",
     "Snapshot",
     "Tx",
@@ -39,9 +40,20 @@ class Engine:
     def execute_step(
         self, handle: Handle, kwargs: dict[str, Any] | None = None
     ) -> tuple[Any, int]: ...
+    def compile_expression(self, expression: Any) -> NativeExpression | None: ...
     def close(self) -> None: ...
     @property
     def closed(self) -> bool: ...
+
+@final
+class NativeExpression:
+    """A Flux condition evaluated natively on the engine's latest snapshot (spec/18 §2.6)."""
+
+    def test(self, inputs: Mapping[str, Any] | None = None) -> bool: ...
+    def evaluate(self, inputs: Mapping[str, Any] | None = None) -> Any: ...
+    def covers(self, inputs: Mapping[str, Any] | None = None) -> bool: ...
+    @property
+    def expression(self) -> Any: ...
 
 @final
 class Handle:

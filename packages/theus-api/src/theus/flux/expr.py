@@ -36,6 +36,7 @@ __all__ = [
     "MAX_REPEAT_LEN",
     "MAX_TEXT",
     "RESERVED_ATTRIBUTES",
+    "IR",
     "Expression",
     "compile_expression",
     "snapshot_scope",
@@ -214,6 +215,31 @@ _CMPOPS: dict[type[ast.AST], Callable[[Any, Any], Any]] = {
 }
 
 _Fn = Callable[[Mapping[str, Any]], Any]
+
+_BIN_NAMES: dict[type[ast.AST], str] = {
+    ast.Add: "+",
+    ast.Sub: "-",
+    ast.Mult: "*",
+    ast.Div: "/",
+    ast.FloorDiv: "//",
+    ast.Mod: "%",
+    ast.Pow: "**",
+}
+
+_CMP_NAMES: dict[type[ast.AST], str] = {
+    ast.Eq: "==",
+    ast.NotEq: "!=",
+    ast.Lt: "<",
+    ast.LtE: "<=",
+    ast.Gt: ">",
+    ast.GtE: ">=",
+    ast.In: "in",
+    ast.NotIn: "not in",
+    ast.Is: "is",
+    ast.IsNot: "is not",
+}
+#: a node of the canonical tree of spec/18 §2.6: a tuple whose first item names its kind
+IR = tuple[Any, ...]
 
 
 def _cmp_const(op: type[ast.AST], left: _Fn, c: Any) -> _Fn:
@@ -415,6 +441,9 @@ class Expression:
     reads: tuple[str, ...] = ()
     #: the root names it uses
     roots: frozenset[str] = frozenset()
+    #: the checked, constant-folded tree as plain data (spec/18 §2.6, "Native evaluation"):
+    #: what a backend's ``compile_expression`` evaluates natively
+    ir: IR = ("const", None)
     _fn: _Fn = field(default=lambda s: None, repr=False)
 
     def evaluate(self, scope: Mapping[str, Any]) -> Any:
@@ -506,6 +535,12 @@ class _Compiler:
         self.reads: list[str] = []
         self.roots: set[str] = set()
         self.wrapped = False
+        #: the IR of each compiled node, by ``id`` (the tree is alive while compiling)
+        self.irs: dict[int, IR] = {}
+
+    def ir(self, node: ast.AST) -> IR:
+        """The IR of an already compiled node."""
+        return self.irs[id(node)]
 
     def fail(
         self, problem: str, node: ast.AST | None = None, at: tuple[int, int] | None = None
@@ -608,6 +643,9 @@ class _Compiler:
                 self.fail(f"{type(exc).__name__}: {exc}", node)
             value = const
             fn = lambda s: value  # noqa: E731
+            self.irs[id(node)] = ("const", value)
+        elif const is not _NOTHING:
+            self.irs[id(node)] = ("const", const)
         return fn, const
 
     def _is_foldable(self, node: ast.expr) -> bool:
@@ -652,6 +690,7 @@ class _Compiler:
             left = self.compile(node.left)[0]
             right = self.compile(node.right)[0]
             fn2 = _BINOPS[op]
+            self.irs[id(node)] = ("bin", _BIN_NAMES[op], self.ir(node.left), self.ir(node.right))
             return (lambda s: fn2(left(s), right(s))), _NOTHING
         if isinstance(node, ast.Compare):
             return self._compare(node), _NOTHING
@@ -659,6 +698,7 @@ class _Compiler:
             test = self.compile(node.test)[0]
             body = self.compile(node.body)[0]
             orelse = self.compile(node.orelse)[0]
+            self.irs[id(node)] = ("if", *(self.ir(n) for n in (node.test, node.body, node.orelse)))
             return (lambda s: body(s) if test(s) else orelse(s)), _NOTHING
         if isinstance(node, ast.List | ast.Tuple):
             items = [self.compile(e) for e in node.elts]
@@ -666,6 +706,7 @@ class _Compiler:
                 items_value = tuple(c for _, c in items)
                 return (lambda s: items_value), items_value
             fns = [f for f, _ in items]
+            self.irs[id(node)] = ("tuple", tuple(self.ir(e) for e in node.elts))
             return (lambda s: tuple(f(s) for f in fns)), _NOTHING
         self.fail(f"{type(node).__name__} syntax is not allowed in a condition", node)
 
@@ -719,6 +760,7 @@ class _Compiler:
             dotted = ".".join([root, *(str(k) for k in keys)])
             if dotted not in self.reads:
                 self.reads.append(dotted)
+            self.irs[id(node)] = ("read", root, tuple(keys))
             return _path(root, tuple(keys), text)
         # something else at the bottom of the chain: one step at a time
         if isinstance(node, ast.Attribute):
@@ -727,6 +769,7 @@ class _Compiler:
                 self.fail("attributes can only be read from state values, not from a literal", node)
             base = self.compile(node.value)[0]
             key = "global" if node.attr == _GLOBAL_SPELLING else node.attr
+            self.irs[id(node)] = ("index", self.ir(node.value), ("const", key))
             return _index(base, lambda s: key, lambda: self._source(node))
         if isinstance(node, ast.Subscript):
             if isinstance(node.slice, ast.Slice):
@@ -735,8 +778,10 @@ class _Compiler:
                 self.fail("indexing a literal is not allowed", node)
             base = self.compile(node.value)[0]
             key_fn = self.compile(node.slice)[0]
+            self.irs[id(node)] = ("index", self.ir(node.value), self.ir(node.slice))
             return _index(base, key_fn, lambda: self._source(node))
         root = self._root(node)  # type: ignore[arg-type]
+        self.irs[id(node)] = ("read", root, ())
         return _path(root, (), root)
 
     def _is_literal(self, node: ast.expr) -> bool:
@@ -770,6 +815,7 @@ class _Compiler:
                 self.fail(f"{func.id}() takes {want} argument(s), not {n}", node)
             args = [self.compile(a)[0] for a in node.args]
             target = _FUNCS[func.id]
+            self.irs[id(node)] = ("call", func.id, tuple(self.ir(a) for a in node.args))
             if func.id == "int":
                 (a0,) = args
 
@@ -804,6 +850,12 @@ class _Compiler:
             default, default_const = (
                 self.compile(node.args[1]) if len(node.args) == 2 else (None, None)
             )
+            self.irs[id(node)] = (
+                "get",
+                self.ir(func.value),
+                self.ir(node.args[0]),
+                self.ir(node.args[1]) if len(node.args) == 2 else ("const", None),
+            )
             const = None
             if key_const is not _NOTHING and default_const is not _NOTHING:
                 const = (key_const, default_const)
@@ -830,6 +882,8 @@ class _Compiler:
 
     def _boolop(self, node: ast.BoolOp) -> _Fn:
         fns = [self.compile(v)[0] for v in node.values]
+        kind = "and" if isinstance(node.op, ast.And) else "or"
+        self.irs[id(node)] = (kind, tuple(self.ir(v) for v in node.values))
         if isinstance(node.op, ast.And):
             if len(fns) == 2:
                 a, b = fns
@@ -866,6 +920,9 @@ class _Compiler:
 
     def _unary(self, node: ast.UnaryOp) -> _Fn:
         operand = self.compile(node.operand)[0]
+        unary = {ast.Not: "not", ast.USub: "neg", ast.UAdd: "pos"}.get(type(node.op))
+        if unary is not None:
+            self.irs[id(node)] = (unary, self.ir(node.operand))
         if isinstance(node.op, ast.Not):
             return lambda s: not operand(s)
         if isinstance(node.op, ast.USub):
@@ -884,15 +941,20 @@ class _Compiler:
                 self.fail("'is' / 'is not' compare only with None, True or False", node)
         self._warn_string_bools(node)
         left_fn, _ = self.compile(node.left)
+        compiled = [self.compile(c) for c in node.comparators]
+        self.irs[id(node)] = (
+            "cmp",
+            tuple(_CMP_NAMES[type(o)] for o in node.ops),
+            tuple(self.ir(n) for n in (node.left, *node.comparators)),
+        )
         if len(node.ops) == 1:
-            right_node = node.comparators[0]
-            right_fn, right_const = self.compile(right_node)
+            right_fn, right_const = compiled[0]
             op_type: type[ast.AST] = type(node.ops[0])
             if right_const is not _NOTHING:
                 return _cmp_const(op_type, left_fn, right_const)
             return _cmp2(op_type, left_fn, right_fn)
         ops = [_CMPOPS[type(o)] for o in node.ops]
-        rights = [self.compile(c)[0] for c in node.comparators]
+        rights = [f for f, _ in compiled]
 
         def chain(s: Mapping[str, Any]) -> Any:
             a = left_fn(s)
@@ -990,6 +1052,7 @@ def compile_expression(
     tree = compiler.parse()
     compiler.check_shape(tree)
     fn, _ = compiler.compile(tree)
+    ir = compiler.ir(tree)
     first = compiler.position(1, 0)
     return Expression(
         text=text,
@@ -999,5 +1062,6 @@ def compile_expression(
         key_path=key_path,
         reads=tuple(compiler.reads),
         roots=frozenset(compiler.roots),
+        ir=ir,
         _fn=fn,
     )

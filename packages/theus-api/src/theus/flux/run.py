@@ -48,7 +48,8 @@ class _Loaded:
     def __init__(self, workflow: Workflow, files: dict[str, tuple[int, int] | None]) -> None:
         self.workflow = workflow
         self.files = files
-        self.natives: dict[int, Any] | None = None
+        #: (the engine core they were compiled for, id(condition) -> native condition)
+        self.natives: tuple[Any, dict[int, Any]] | None = None
 
     def fresh(self) -> bool:
         return all(_stamp(path) == stamp for path, stamp in self.files.items())
@@ -137,7 +138,8 @@ class _EngineHost:
         self.by_name = engine._by_name
         self.core = engine._core
         self.hub = engine._hub if publish else None
-        self.natives = _natives(engine, loaded)
+        # a dry run's fork compiles its own, uncached (it is closed when the run ends)
+        self.natives = _natives(engine, loaded, cache=publish)
 
     def step(self, process: str, kwargs: dict[str, Any]) -> int:
         spec, handle = self.by_name[process]
@@ -164,20 +166,25 @@ class _EngineHost:
         return self.hub is not None and getattr(self.hub, "receiver_count", 1) > 0
 
 
-def _natives(engine: Any, loaded: _Loaded) -> dict[int, Any]:
+def _natives(engine: Any, loaded: _Loaded, cache: bool = True) -> dict[int, Any]:
     """The backend's native form of each condition (capability ``native-conditions``),
-    compiled once per loaded workflow; empty when the backend has none."""
-    if loaded.natives is None:
+    compiled once per loaded workflow and engine core (a native condition reads the snapshot of
+    the core it was compiled for: a dry run's fork needs its own); empty when the backend has
+    none."""
+    core = engine._core
+    if loaded.natives is None or loaded.natives[0] is not core:
         natives: dict[int, Any] = {}
-        compile_native = getattr(engine._core, "compile_expression", None)
+        compile_native = getattr(core, "compile_expression", None)
         if compile_native is not None:
             for step in iter_steps(loaded.workflow.steps):
                 if isinstance(step, IfStep | WhileStep):
                     native = compile_native(step.condition)
                     if native is not None:
                         natives[id(step.condition)] = native
-        loaded.natives = natives
-    return loaded.natives
+        if not cache:
+            return natives
+        loaded.natives = (core, natives)
+    return loaded.natives[1]
 
 
 def _fork(engine: Any) -> Any:

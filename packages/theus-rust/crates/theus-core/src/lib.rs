@@ -42,6 +42,7 @@ mod changes;
 mod commit;
 mod contract;
 mod error;
+pub mod expr;
 mod hub;
 mod map;
 mod meta;

@@ -339,6 +339,15 @@ impl Engine {
         self.snapshot_object(py, self.store.current())
     }
 
+    /// spec/18 §2.6: a `theus.flux.Expression` compiled for native evaluation against this
+    /// engine's latest snapshot, or `None` when its IR has something not evaluated natively.
+    fn compile_expression(
+        slf: &Bound<'_, Self>,
+        expression: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<Py<crate::flux_expr::NativeExpression>>> {
+        crate::flux_expr::compile(slf, expression)
+    }
+
     /// Compile a process's contract for this engine (once, at registration).
     fn compile(&self, py: Python<'_>, spec: &Bound<'_, PyAny>) -> PyResult<Handle> {
         let name: String = spec.getattr("name")?.extract()?;

@@ -25,6 +25,7 @@ use pyo3::types::{PyModule, PyType};
 mod convert;
 mod engine;
 mod errors;
+mod flux_expr;
 mod hub;
 mod pipeline;
 mod snapshot;
@@ -139,6 +140,7 @@ fn _native(py: Python<'_>, m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::Engine>()?;
     m.add_class::<engine::Handle>()?;
     m.add_class::<hub::Hub>()?;
+    m.add_class::<flux_expr::NativeExpression>()?;
     m.add_class::<hub::Receiver>()?;
     m.add_class::<pipeline::Watcher>()?;
     m.add_class::<pipeline::BaseRef>()?;

@@ -60,16 +60,15 @@ def withdraw(ctx: Any, name: str, amount: int) -> None:
     outputs=["domain.accounts.*", "domain.sig_large_transfer"],
     retries=10,
 )
-def transfer(ctx: Any, src: str, dst: str, amount: int) -> bool:
+def transfer(ctx: Any, src: str, dst: str, amount: int) -> dict[str, Any]:
     accounts = ctx.domain.accounts
     if accounts[src] < amount:
         raise InsufficientFunds(f"{src} has {accounts[src]}, cannot send {amount}")
     accounts[src] -= amount
     accounts[dst] += amount
     large = amount >= ctx.global_.large_transfer
-    if large:
-        ctx.domain.sig_large_transfer = (src, dst, amount)
-    return large
+    # after in-place writes a returned dict keyed by outputs is applied; None leaves it alone
+    return {"sig_large_transfer": (src, dst, amount) if large else None}
 
 
 @process(inputs=["domain.accounts.*"], outputs=["domain.accounts.*"])
@@ -107,10 +106,10 @@ def hammer(engine: TheusEngine, seed: int, ops: int) -> tuple[Counter[str], Coun
                 engine.execute(withdraw, name=src, amount=amount)
                 delta[src] -= amount
             else:
-                large = engine.execute(transfer, src=src, dst=dst, amount=amount)
+                sent = engine.execute(transfer, src=src, dst=dst, amount=amount)
                 delta[src] -= amount
                 delta[dst] += amount
-                stats["large"] += bool(large)
+                stats["large"] += sent["sig_large_transfer"] is not None
             stats[kind] += 1
         except InsufficientFunds:
             stats["refused"] += 1

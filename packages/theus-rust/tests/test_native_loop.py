@@ -51,7 +51,7 @@ def test_plain_returns_are_mapped_natively(no_python_mapping):
 @pytest.mark.parametrize(
     ("fn", "message"),
     [
-        (two, r"has 2 outputs \['domain.a', 'domain.b'\], so it must return a tuple of 2"),
+        (two, r"has 2 outputs \['domain.a', 'domain.b'\], so it must return a tuple or list of 2"),
         (wild, r"output 'domain\.\*' has a wildcard"),
     ],
 )

@@ -181,11 +181,12 @@ def postgres_store(directory: pathlib.Path) -> StoreUnderTest:
     server :func:`start_postgres` runs."""
     import hashlib
 
+    server = start_postgres()  # PostgresUnavailable (a skip) without psycopg or a server
+
     import psycopg
 
     from theus.stores import PostgresStore
 
-    server = start_postgres()
     name = "t" + hashlib.sha1(str(pathlib.Path(directory).resolve()).encode()).hexdigest()[:20]
     with psycopg.connect(server, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()

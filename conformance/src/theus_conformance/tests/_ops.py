@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from theus import ConflictError, StateUpdate, TheusError, process
+from theus import ConflictError, ContractViolationError, StateUpdate, TheusError, process
 
 KEYS = ("a", "b", "c")
 COUNTER = "n"
@@ -197,6 +197,11 @@ def model_apply(model: dict, version: int, op: tuple) -> tuple[Outcome, dict, in
         _, key, value = op
         if value is None:
             return Outcome(True), model, version
+        if isinstance(value, dict) and key in value:  # keyed by the output's leaf (spec/06)
+            if set(value) != {key}:
+                return Outcome(False, error=ContractViolationError), model, version
+            domain[key] = value[key]
+            return Outcome(True, value=plain(value)), draft, version + 1
         domain[key] = copy.deepcopy(value)
         return Outcome(True, value=plain(value)), draft, version + 1
     if kind == "cas":

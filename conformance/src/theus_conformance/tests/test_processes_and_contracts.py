@@ -45,10 +45,10 @@ def test_process_kwargs_are_passed_through(make_engine):
 
     @process(inputs=["domain.balance"], outputs=["domain.balance"])
     def pay(ctx, amount, note="none"):
-        ctx.domain.balance = ctx.domain.balance - amount
-        return note
+        ctx.local.note = note
+        return ctx.domain.balance - amount
 
-    assert engine.execute(pay, amount=3, note="n1") == "n1"
+    assert engine.execute(pay, amount=3, note="n1") == 7
     assert engine.state.domain.balance == 7
 
 

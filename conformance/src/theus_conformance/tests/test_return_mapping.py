@@ -32,7 +32,7 @@ def test_several_outputs_receive_a_tuple_in_declared_order(make_engine):
     assert engine.state.domain == {"a": "for-a", "b": "for-b"}
 
 
-@pytest.mark.parametrize("returned", [["x", "y"], ("x",), ("x", "y", "z"), "xy", 7])
+@pytest.mark.parametrize("returned", [["x"], ("x",), ("x", "y", "z"), ["x", "y", "z"], "xy", 7])
 def test_wrong_shape_for_several_outputs(make_engine, returned):
     engine = make_engine({"domain": {"a": 0, "b": 0}})
 
@@ -58,16 +58,58 @@ def test_none_maps_nothing(make_engine):
     assert engine.state.version == 0 and engine.state.domain.a == 1
 
 
-def test_in_place_write_disables_mapping(make_engine):
+@pytest.mark.parametrize("returned", ["just a value", 7, ("x",)])
+def test_in_place_write_then_a_misshapen_value_raises(make_engine, returned):
     engine = make_engine({"domain": {"a": 1, "b": 1}})
 
     @process(outputs=["domain.a", "domain.b"])
     def both(ctx):
         ctx.domain.a = 2
-        return "just a value"
+        return returned
 
-    assert engine.execute(both) == "just a value"
-    assert engine.state.domain == {"a": 2, "b": 1}
+    with pytest.raises(ContractViolationError, match="2 outputs"):
+        engine.execute(both)
+    assert engine.state.version == 0
+
+
+@pytest.mark.parametrize("returned", ["just a value", 7, [1], "view"])
+def test_in_place_write_then_a_plain_value_for_one_output_raises(make_engine, returned):
+    engine = make_engine({"domain": {"a": 1, "items": []}})
+
+    @process(inputs=["domain.items"], outputs=["domain.items"])
+    def one(ctx):
+        ctx.domain["items"].append(1)
+        return ctx.domain["items"] if returned == "view" else returned
+
+    with pytest.raises(ContractViolationError, match="wrote in place") as info:
+        engine.execute(one)
+    assert "'domain.items'" in str(info.value) and "'one'" in str(info.value)
+    assert engine.state.version == 0
+
+
+def test_in_place_write_then_an_exact_mapping_is_applied_after(make_engine):
+    engine = make_engine({"domain": {"orders": [5, 7], "balance": 0, "done": []}})
+
+    @process(inputs=["domain.orders"], outputs=["domain.balance", "domain.done"])
+    def pay(ctx):
+        balance = ctx.domain.get("balance", 0)
+        done = ctx.domain.get("done", [])
+        for amount in ctx.domain.orders:
+            balance += amount
+            done.append(amount)  # in place
+        return balance, done  # applied after the in-place writes
+
+    assert engine.execute(pay)[0] == 12
+    assert engine.state.domain.balance == 12
+    assert engine.state.domain.done == [5, 7]
+
+    @process(outputs=["domain.balance", "domain.done"])
+    def keyed(ctx):
+        ctx.domain.done.append(1)
+        return {"balance": 99}
+
+    engine.execute(keyed)
+    assert engine.state.domain.balance == 99 and engine.state.domain.done == [5, 7, 1]
 
 
 def test_no_outputs_maps_nothing(make_engine):

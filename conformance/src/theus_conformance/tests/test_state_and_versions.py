@@ -402,8 +402,11 @@ def test_assigning_a_namespace_replaces_its_content(make_engine):
     engine.execute(replace_domain)
     assert engine.state.domain == {"new": 2}
     with engine.transaction() as tx:
-        tx.update(data={"global": {"h": 3}})
-    assert engine.state.to_dict() == {"domain": {"new": 2}, "global": {"h": 3}}
+        tx.update(data={"global": {"h": 3}})  # the nested form merges (spec/05)
+    assert engine.state.to_dict() == {"domain": {"new": 2}, "global": {"g": 1, "h": 3}}
+    with engine.transaction() as tx:
+        tx.update(replace={"global": {"h": 4}})  # replace= replaces
+    assert engine.state.to_dict() == {"domain": {"new": 2}, "global": {"h": 4}}
 
 
 def test_namespaces_are_fixed(make_engine):

@@ -29,17 +29,19 @@ pytestmark_async = pytest.mark.requires("async")
 @pytestmark_async
 def test_async_process_from_sync_execute_runs_on_an_engine_loop(make_engine):
     engine = make_engine({"domain": {"n": 0}})
+    where = []  # (a process that wrote in place returns nothing to the caller, spec/06)
 
     @process(inputs=["domain.n"], outputs=["domain.n"])
     async def async_bump(ctx, by):
         await asyncio.sleep(0)
         loop = asyncio.get_running_loop()
         ctx.domain.n = ctx.domain.n + by
-        return threading.get_ident(), id(loop)
+        where.append((threading.get_ident(), id(loop)))
 
     caller = threading.get_ident()
-    _ident1, loop1 = run_with_timeout(lambda: engine.execute(async_bump, by=2))
-    ident2, loop2 = engine.execute(async_bump, by=3)
+    run_with_timeout(lambda: engine.execute(async_bump, by=2))
+    engine.execute(async_bump, by=3)
+    (_ident1, loop1), (ident2, loop2) = where
     assert ident2 != caller  # the engine's own loop thread, the caller blocks
     assert loop1 == loop2  # one engine-owned loop
     assert engine.state.domain.n == 5
@@ -48,16 +50,17 @@ def test_async_process_from_sync_execute_runs_on_an_engine_loop(make_engine):
 @pytestmark_async
 def test_aexecute_of_an_async_process_runs_in_the_callers_loop(make_engine):
     engine = make_engine({"domain": {"n": 0}})
+    where = []
 
     @process(inputs=["domain.n"], outputs=["domain.n"])
     async def async_bump(ctx):
         await asyncio.sleep(0)
         ctx.domain.n = ctx.domain.n + 1
-        return asyncio.get_running_loop()
+        where.append(asyncio.get_running_loop())
 
     async def scenario():
-        ran_in = await engine.aexecute(async_bump)
-        return ran_in is asyncio.get_running_loop()
+        await engine.aexecute(async_bump)
+        return where[0] is asyncio.get_running_loop()
 
     assert run_with_timeout(lambda: asyncio.run(scenario())) is True
     assert engine.state.domain.n == 1
@@ -66,37 +69,42 @@ def test_aexecute_of_an_async_process_runs_in_the_callers_loop(make_engine):
 @pytestmark_async
 def test_aexecute_of_a_sync_process_runs_inline_in_the_loop(make_engine):
     engine = make_engine({"domain": {"n": 0}})
+    where = []
 
     @process(inputs=["domain.n"], outputs=["domain.n"])
     def sync_bump(ctx):
         ctx.domain.n = ctx.domain.n + 1
-        return threading.get_ident()
+        where.append(threading.get_ident())
 
     async def scenario():
-        return await engine.aexecute(sync_bump), threading.get_ident()
+        await engine.aexecute(sync_bump)
+        return threading.get_ident()
 
-    ran_on, loop_thread = run_with_timeout(lambda: asyncio.run(scenario()))
-    assert ran_on == loop_thread
+    loop_thread = run_with_timeout(lambda: asyncio.run(scenario()))
+    assert where == [loop_thread]
     assert engine.state.domain.n == 1
 
 
 @pytestmark_async
 def test_aexecute_of_a_cpu_heavy_process_runs_in_an_executor(make_engine):
     engine = make_engine({"domain": {"n": 0}})
+    where = []
 
     @process(inputs=["domain.n"], outputs=["domain.n"], cpu_heavy=True)
     def heavy_bump(ctx, by):
         ctx.domain.n = ctx.domain.n + by
-        return threading.get_ident()
+        where.append(threading.get_ident())
 
     async def scenario():
-        return await engine.aexecute(heavy_bump, by=4), threading.get_ident()
+        await engine.aexecute(heavy_bump, by=4)
+        return threading.get_ident()
 
-    ran_on, loop_thread = run_with_timeout(lambda: asyncio.run(scenario()))
-    assert ran_on != loop_thread
+    loop_thread = run_with_timeout(lambda: asyncio.run(scenario()))
+    assert where[0] != loop_thread
     assert engine.state.domain.n == 4
     # the same process through the blocking API runs inline
-    assert engine.execute(heavy_bump, by=1) == threading.get_ident()
+    engine.execute(heavy_bump, by=1)
+    assert where[1] == threading.get_ident()
     assert engine.state.domain.n == 5
 
 

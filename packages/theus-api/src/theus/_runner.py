@@ -24,6 +24,8 @@ from .update import StateUpdate, Update
 __all__ = [
     "apply_return",
     "arity_error",
+    "in_place_error",
+    "return_plan",
     "run_async",
     "run_sync",
     "settle",
@@ -35,11 +37,15 @@ def arity_error(spec: ProcessSpec, result: Any) -> ContractViolationError:
     """The error for a return value that does not fit ``spec``'s outputs (spec/06); shared by
     every backend's return mapping (the Rust loop calls it only when it raises)."""
     outputs = spec.outputs
-    got = f"a tuple of {len(result)}" if isinstance(result, tuple) else type(result).__name__
+    if isinstance(result, tuple | list):
+        got = f"a {type(result).__name__} of {len(result)}"
+    else:
+        got = type(result).__name__
     return ContractViolationError(
         f"process {spec.name!r} has {len(outputs)} outputs "
-        f"{[p.text for p in outputs]}, so it must return a tuple of {len(outputs)} "
-        f"values (or a StateUpdate, or None); it returned {got}"
+        f"{[p.text for p in outputs]}, so it must return a tuple or list of "
+        f"{len(outputs)} values, a dict keyed by its outputs (or a StateUpdate, or None); "
+        f"it returned {got}"
     )
 
 
@@ -51,24 +57,91 @@ def wildcard_error(spec: ProcessSpec, pattern: Pattern) -> ContractViolationErro
     )
 
 
+def _keyed_values(spec: ProcessSpec, result: dict[Any, Any]) -> list[Any] | None:
+    """The values of a dict keyed by output paths or leaves (Theus 3, spec/06 rule 4), one per
+    output (``None``: not named); ``None`` when no key names an output. A dict that names
+    some outputs and has other keys, or names one output twice, is refused."""
+    outputs = spec.outputs
+    names: dict[str, int] = {}
+    ambiguous: set[str] = set()
+    for i, pattern in enumerate(outputs):
+        for name in {pattern.text, pattern.segments[-1]}:
+            if name in names and names[name] != i:
+                ambiguous.add(name)
+            names.setdefault(name, i)
+    if not any(isinstance(k, str) and k in names for k in result):
+        return None
+    values: list[Any] = [None] * len(outputs)
+    named: dict[int, str] = {}
+    for key, value in result.items():
+        if not isinstance(key, str) or key not in names or key in ambiguous:
+            raise ContractViolationError(
+                f"process {spec.name!r} returned a dict keyed by its outputs "
+                f"{[p.text for p in outputs]}, but key {key!r} "
+                + ("names more than one output" if key in ambiguous else "names none of them")
+                + "; return a tuple in output order, or a StateUpdate"
+            )
+        i = names[key]
+        if i in named:
+            raise ContractViolationError(
+                f"process {spec.name!r} returned a dict naming output {outputs[i].text!r} "
+                f"twice ({named[i]!r} and {key!r}); return a tuple in output order, "
+                "or a StateUpdate"
+            )
+        named[i] = key
+        values[i] = value
+    return values
+
+
+def in_place_error(spec: ProcessSpec, result: Any) -> ContractViolationError:
+    """The error for a plain value returned to a single output after in-place writes (spec/06
+    rule 3): Theus 3 wrote it over them; this engine does not guess."""
+    return ContractViolationError(
+        f"process {spec.name!r} wrote in place and also returned a "
+        f"{type(result).__name__} for its output {spec.outputs[0].text!r}; after in-place "
+        "writes only an exact mapping is applied (a dict keyed by the output, or a "
+        "StateUpdate): return None to keep the in-place writes alone, or write only by "
+        "returning"
+    )
+
+
+def return_plan(spec: ProcessSpec, result: Any, wrote: bool = False) -> list[tuple[int, Any]]:
+    """The writes a plain return value maps to (spec/06): ``(output index, value)`` pairs in
+    output order. ``None`` values (and outputs a keyed dict does not name) are left out: they
+    leave their output as it is. ``wrote``: the attempt wrote in place, so only an exact
+    mapping is accepted (a tuple or list for several outputs, a keyed dict). Shared by every
+    backend's return mapping (the Rust loop calls it for everything but a plain value without
+    in-place writes or a full tuple)."""
+    outputs = spec.outputs
+    values: list[Any] | tuple[Any, ...] | None = None
+    if isinstance(result, dict):
+        values = _keyed_values(spec, result)
+    if values is None:
+        if len(outputs) == 1:
+            if wrote:
+                raise in_place_error(spec, result)
+            values = (result,)
+        elif isinstance(result, tuple | list) and len(result) == len(outputs):
+            values = result
+        else:
+            raise arity_error(spec, result)
+    plan = [(i, v) for i, v in enumerate(values) if v is not None]
+    for i, _ in plan:
+        if outputs[i].has_wildcard:
+            raise wildcard_error(spec, outputs[i])
+    return plan
+
+
 def apply_return(tx: TxCore, spec: ProcessSpec, result: Any) -> None:
-    """Map a process's return value onto its outputs (spec/06)."""
+    """Map a process's return value onto its outputs (spec/06), after its in-place writes."""
     if isinstance(result, StateUpdate):
         tx.apply(result.to_update())
         return
-    if result is None or tx.wrote or not spec.outputs:
+    if result is None or not spec.outputs:
         return
     outputs = spec.outputs
-    if len(outputs) == 1:
-        values: tuple[Any, ...] = (result,)
-    elif not isinstance(result, tuple) or len(result) != len(outputs):
-        raise arity_error(spec, result)
-    else:
-        values = result
-    for pattern in outputs:
-        if pattern.has_wildcard:
-            raise wildcard_error(spec, pattern)
-    tx.apply(Update(tuple(("set", p.segments, v) for p, v in zip(outputs, values, strict=True))))
+    plan = return_plan(spec, result, bool(tx.wrote))
+    tx.apply(Update(tuple(("set", outputs[i].segments, v) for i, v in plan)))
 
 
 def settle(tx: TxCore, spec: ProcessSpec, result: Any, attempt: int) -> int | None:

@@ -30,6 +30,9 @@ __all__ = [
 ]
 
 Level = Literal["S", "A", "B", "C"]
+
+#: Theus 3 spellings of namespaces in output fields (``domain_ctx.x`` is ``domain.x``).
+_NAMESPACE_ALIASES = {"domain_ctx": "domain", "global_ctx": "global", "global_": "global"}
 Side = Literal["input", "output"]
 
 _LEVELS: dict[str, Level] = {
@@ -433,6 +436,8 @@ class _Builder:
                 "(input rules check the call's keyword arguments)",
                 path,
             )
+        if side == "output" and segments[0] in _NAMESPACE_ALIASES:  # Theus 3 (spec/19)
+            segments = (_NAMESPACE_ALIASES[segments[0]], *segments[1:])
         return segments
 
     def regex(self, value: object, path: str) -> re.Pattern[str]:

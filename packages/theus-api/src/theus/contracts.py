@@ -14,7 +14,15 @@ from .paths import Path, Pattern, format_path, parse_pattern
 from .retry import RetryPolicy
 from .zones import Zone, zone_of
 
-__all__ = ["Contract", "ProcessSpec", "Semantic", "process", "spec_of", "validate_contract"]
+__all__ = [
+    "Contract",
+    "ProcessSpec",
+    "Semantic",
+    "SemanticType",
+    "process",
+    "spec_of",
+    "validate_contract",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,6 +33,22 @@ class Semantic(str, enum.Enum):
     PURE = "pure"
     EFFECT = "effect"
     GUIDE = "guide"
+
+
+SemanticType = Semantic
+"""Theus 3's name of :class:`Semantic` (spec/19)."""
+
+#: Theus 3 spellings of the namespaces in patterns (spec/19): ``domain_ctx.x`` is ``domain.x``.
+NAMESPACE_ALIASES = {"domain_ctx": "domain", "global_ctx": "global", "global_": "global"}
+
+PARALLEL_ISSUE = "issue 11 (parallel processes)"
+
+#: Theus 3's zone roots used as namespaces: what to write instead (spec/19).
+_ZONE_NAMESPACE_HINTS = {
+    "heavy": "; Theus 3's 'heavy.x' is a key with the heavy_ prefix here: 'domain.heavy_x'",
+    "signal": "; Theus 3's 'signal.x' is a key with the sig_ prefix here: 'domain.sig_x'",
+    "meta": "; Theus 3's 'meta.x' is a key with the meta_ prefix here: 'domain.meta_x'",
+}
 
 
 @dataclass(frozen=True)
@@ -39,6 +63,9 @@ class ProcessSpec:
     retries: int = 3
     cpu_heavy: bool = False
     is_async: bool = False
+    #: Theus 3's ``errors=`` and ``side_effects=``: kept as metadata, never checked (spec/19)
+    errors: tuple[str, ...] = ()
+    side_effects: tuple[str, ...] = ()
 
     def contract(self) -> Contract:
         """The compiled contract (coverage with caches)."""
@@ -60,7 +87,29 @@ def _patterns(value: object, where: str) -> tuple[Pattern, ...]:
         raise TypeError(
             f"{where} must be a list of pattern strings, not {type(value).__name__} {value!r}"
         )
-    return tuple(parse_pattern(p, where=where) for p in value)
+    return tuple(parse_pattern(_canonical(p), where=where) for p in value)
+
+
+def _canonical(text: object) -> object:
+    """``text`` with a Theus 3 namespace alias replaced (``domain_ctx.x`` -> ``domain.x``)."""
+    if isinstance(text, str):
+        head, dot, rest = text.partition(".")
+        alias = NAMESPACE_ALIASES.get(head)
+        if alias is not None:
+            return alias + dot + rest
+    return text
+
+
+def _names(value: object, label: str, what: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise TypeError(f"process {label!r}: {what} must be a list of str, not {value!r}")
+    names = tuple(value)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"process {label!r}: {what} must be a list of str, not {value!r}")
+    return names
 
 
 def _make_spec(
@@ -72,6 +121,9 @@ def _make_spec(
     retries: int,
     cpu_heavy: bool,
     name: str | None,
+    errors: Iterable[str] | None = None,
+    side_effects: Iterable[str] | None = None,
+    parallel: bool = False,
 ) -> ProcessSpec:
     if not callable(fn):
         raise TypeError(f"@process expects a function, not {type(fn).__name__}")
@@ -97,6 +149,14 @@ def _make_spec(
         )
     if not isinstance(cpu_heavy, bool):
         raise TypeError(f"process {label!r}: cpu_heavy must be a bool, not {cpu_heavy!r}")
+    if not isinstance(parallel, bool):
+        raise TypeError(f"process {label!r}: parallel must be a bool, not {parallel!r}")
+    if parallel:
+        raise NotImplementedError(
+            f"process {label!r}: @process(parallel=True) runs a process on other cores, which "
+            f"is not built yet ({PARALLEL_ISSUE}); drop parallel=True to run it in this "
+            "process, or cpu_heavy=True to run it on a worker thread from async code"
+        )
     return ProcessSpec(
         name=label,
         func=fn,
@@ -106,6 +166,8 @@ def _make_spec(
         retries=retries,
         cpu_heavy=cpu_heavy,
         is_async=inspect.iscoroutinefunction(fn),
+        errors=_names(errors, label, "errors"),
+        side_effects=_names(side_effects, label, "side_effects"),
     )
 
 
@@ -120,6 +182,9 @@ def process(
     retries: int = 3,
     cpu_heavy: bool = False,
     name: str | None = None,
+    errors: Iterable[str] | None = None,
+    side_effects: Iterable[str] | None = None,
+    parallel: bool = False,
 ) -> Callable[[F], F]: ...
 def process(
     fn: Any = None,
@@ -131,6 +196,9 @@ def process(
     retries: int = 3,
     cpu_heavy: bool = False,
     name: str | None = None,
+    errors: Iterable[str] | None = None,
+    side_effects: Iterable[str] | None = None,
+    parallel: bool = False,
 ) -> Any:
     """Declare a process: the paths it reads (``inputs``) and may write (``outputs``).
 
@@ -140,6 +208,9 @@ def process(
         @process(inputs=["domain.balance"], outputs=["domain.balance"])
         def deposit(ctx, amount: int) -> None:
             ctx.domain.balance += amount
+
+    Theus 3's ``errors=`` and ``side_effects=`` are kept on the spec as metadata;
+    ``parallel=True`` raises ``NotImplementedError`` until parallel processes exist (spec/19).
     """
 
     def decorate(f: F) -> F:
@@ -151,6 +222,9 @@ def process(
             retries=retries,
             cpu_heavy=cpu_heavy,
             name=name,
+            errors=errors,
+            side_effects=side_effects,
+            parallel=parallel,
         )
         f.__theus_process__ = spec  # type: ignore[attr-defined]
         return f
@@ -177,9 +251,10 @@ def validate_contract(spec: ProcessSpec, namespaces: Collection[str]) -> None:
     for pattern in readable:
         ns = pattern.segments[0]
         if ns not in namespaces:
+            hint = _ZONE_NAMESPACE_HINTS.get(ns, "")
             raise InvalidContractError(
                 f"process {spec.name!r}: pattern {pattern.text!r} names namespace {ns!r}, "
-                f"which this engine does not have (namespaces: {sorted(namespaces)})"
+                f"which this engine does not have (namespaces: {sorted(namespaces)}){hint}"
             )
     for pattern in readable:
         zone = _literal_zone(pattern)

@@ -401,8 +401,8 @@ def at(engine: Any, version: int) -> Any:
     tree = run.tree(version, "engine.at()")
     backend = engine._backend
     options = EngineOptions(
-        strict_guards=engine._strict_guards,
-        strict_cas=engine._strict_cas,
+        strict_guards=engine.strict_guards,
+        strict_cas=engine.strict_cas,
         hub=backend.create_hub(),
         pipeline=CommitPipeline(),
         version=version,
@@ -431,8 +431,8 @@ def fork(engine: Any, version: int, run_id: str | None) -> Any:
     audit = engine._audit
     child = TheusEngine(
         backend=engine._backend,
-        strict_guards=engine._strict_guards,
-        strict_cas=engine._strict_cas,
+        strict_guards=engine.strict_guards,
+        strict_cas=engine.strict_cas,
         audit_recipe=None if audit is None else audit.recipe,
         store=run.store,
         run_id=new_id,

@@ -6,12 +6,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import dataclasses
 import itertools
 import os
 import random
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, cast
@@ -19,6 +20,7 @@ from typing import Any, cast
 from . import messages
 from ._discovery import select_backend
 from ._runner import run_async, run_sync
+from .compat import _support as _v3  # Theus 3 surface (spec/19)
 from .contracts import ProcessSpec, spec_of, validate_contract
 from .errors import (
     ConflictError,
@@ -33,7 +35,7 @@ from .flux.model import Workflow
 from .flux.position import Position
 from .flux.run import prepare
 from .outbox import Outbox, OutboxBuffer, OutboxStage
-from .paths import parse_path
+from .paths import parse_path, parse_pattern
 from .pipeline import CommitPipeline, Stage
 from .protocols import EngineCore, EngineOptions, HubCore, TxCore
 from .signals import SignalHub, SignalStage
@@ -149,11 +151,14 @@ class TheusEngine:
         version: int = 0,
         store: Any = None,
         run_id: str | None = None,
+        write_timeout_ms: int | None = None,
     ) -> None:
         for name, flag in (("strict_guards", strict_guards), ("strict_cas", strict_cas)):
             if not isinstance(flag, bool):
                 raise TypeError(f"TheusEngine({name}=...) must be a bool, not {flag!r}")
-        context = _check_context(context)
+        _v3.check_timeout(write_timeout_ms, "TheusEngine()")
+        context = _check_context(_v3.as_context(context))
+        self._strict = (strict_guards, strict_cas)
         self._durable: Any = None  # theus.durable.DurableRun (spec/21)
         if store is not None or run_id is not None:
             from .durable import DurableRun
@@ -184,8 +189,6 @@ class TheusEngine:
                 self._core.close()
                 self._durable.release()
                 raise
-        self._strict_guards = strict_guards
-        self._strict_cas = strict_cas
         self._workflows: dict[Any, Any] = {}  # loaded Flux workflows (theus.flux.run)
         self._namespaces = frozenset(context)
         self._native = "native-execute" in self._backend.capabilities
@@ -280,6 +283,7 @@ class TheusEngine:
                     "pass name=... to @process to register both"
                 )
             validate_contract(spec, self._namespaces)
+            _v3.method_name_hints(spec)
             handle = self._core.compile(spec)
             entry = (spec, handle)
             self._by_name[spec.name] = entry
@@ -303,9 +307,12 @@ class TheusEngine:
         if self._closed:
             raise ContextError("this TheusEngine is closed")
 
-    def execute(self, fn_or_name: Any, /, **kwargs: Any) -> Any:
-        """Run a process as one atomic transaction and return its return value (blocking)."""
-        spec, handle = self._entry(fn_or_name)
+    def execute(self, fn_or_name: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Run a process as one atomic transaction and return its return value (blocking).
+
+        Positional ``args`` are passed by the function's parameter names; ``retries=n`` is
+        reserved: it replaces the process's ``retries`` for this call (spec/19)."""
+        spec, handle = self._call(fn_or_name, args, kwargs)
         self._enter("engine.execute()")
         self._check_call(spec, kwargs)
         if spec.is_async:
@@ -350,9 +357,10 @@ class TheusEngine:
             marker.active = False
             self._running.reset(token)
 
-    async def aexecute(self, fn_or_name: Any, /, **kwargs: Any) -> Any:
-        """Run a process from async code (spec/11) and return its return value."""
-        spec, handle = self._entry(fn_or_name)
+    async def aexecute(self, fn_or_name: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """Run a process from async code (spec/11) and return its return value (positional
+        ``args`` and ``retries=`` as for :meth:`execute`)."""
+        spec, handle = self._call(fn_or_name, args, kwargs)
         self._enter("engine.aexecute()")
         self._check_call(spec, kwargs)
         marker = _Execution()
@@ -429,8 +437,11 @@ class TheusEngine:
             return pool
 
     # -- explicit writes -----------------------------------------------------------------
-    def transaction(self) -> Transaction:
-        """A host transaction: ``with engine.transaction() as tx: tx.update(data={...})``."""
+    def transaction(self, write_timeout_ms: int | None = None) -> Transaction:
+        """A host transaction: ``with engine.transaction() as tx: tx.update(data={...})``.
+
+        ``write_timeout_ms=`` (Theus 3) is accepted and ignored (spec/19)."""
+        _v3.check_timeout(write_timeout_ms, "engine.transaction()")
         self._enter("engine.transaction()")
         return Transaction(self)
 
@@ -441,12 +452,18 @@ class TheusEngine:
         heavy: Mapping[str, Any] | None = None,
         signal: Mapping[str, Any] | None = None,
         delete: Iterable[str] = (),
+        replace: Mapping[str, Any] | None = None,
+        requester: str | None = None,
     ) -> Any:
-        """Commit the update only if the current version is ``expected_version`` (spec/05)."""
+        """Commit the update only if the current version is ``expected_version`` (spec/05).
+
+        ``requester=`` (Theus 3's priority ticket) is accepted and ignored (spec/19)."""
         self._enter("engine.compare_and_swap()")
         if isinstance(expected_version, bool) or not isinstance(expected_version, int):
             raise TypeError(f"expected_version must be an int, not {expected_version!r}")
-        update = make_update(data, heavy, signal, delete)
+        if requester is not None and not isinstance(requester, str):
+            raise TypeError(f"requester= must be a str or None, not {requester!r}")
+        update = make_update(data, heavy, signal, delete, replace)
         tx = self._core.begin(None)
         try:
             if tx.version != expected_version:
@@ -637,6 +654,78 @@ class TheusEngine:
 
         return cast(WorkflowRun, resume_workflow(self, workflow, run_id, **kwargs))
 
+    # -- Theus 3 surface (spec/19) ---------------------------------------------------------
+    @property
+    def strict_guards(self) -> bool:
+        """Whether guards are strict (fixed when the engine is made; read-only)."""
+        return self._strict[0]
+
+    @property
+    def strict_cas(self) -> bool:
+        """Whether any intervening commit is a conflict (fixed when the engine is made;
+        read-only)."""
+        return self._strict[1]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("strict_guards", "strict_cas"):
+            raise AttributeError(
+                f"engine.{name} is read-only: it is fixed when the engine is made; "
+                f"pass TheusEngine(..., {name}={value!r}) instead (spec/19)"
+            )
+        object.__setattr__(self, name, value)
+
+    def _call(
+        self, fn_or_name: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[ProcessSpec, Any]:
+        """The process of an ``execute`` call, with positional arguments bound by name and the
+        ``retries=`` override applied (a handle compiled for it, kept per count)."""
+        spec, handle = self._entry(fn_or_name)
+        if args:
+            _v3.bind_positional(spec, args, kwargs)
+        retries = _v3.call_retries(kwargs)
+        if retries is None or retries == spec.retries:
+            return spec, handle
+        with self._register_lock:
+            overrides: dict[tuple[str, int], tuple[ProcessSpec, Any]] = self.__dict__.setdefault(
+                "_overrides", {}
+            )
+            entry = overrides.get((spec.name, retries))
+            if entry is None or entry[0].func is not spec.func:
+                override = dataclasses.replace(spec, retries=retries)
+                entry = overrides[(spec.name, retries)] = (override, self._core.compile(override))
+            return entry
+
+    def scan_and_register(self, directory: str) -> list[str]:
+        """Import every ``.py`` module under ``directory`` and register its ``@process``
+        functions; return their names. A module that fails to import raises ``ImportError``
+        naming the file (spec/19)."""
+        self._check_open()
+        return _v3.scan_modules(os.fspath(directory), self.register)
+
+    @contextlib.contextmanager
+    def edit(self) -> Iterator[Any]:
+        """A host edit in place: ``with engine.edit() as ctx: ctx.domain.counter = 999``.
+
+        ``ctx`` may read and write every namespace (zone rules apply); the writes commit
+        together when the block ends, as one host transaction (a conflict raises
+        ``ConflictError``; an exception commits nothing). Spec/19."""
+        self._enter("engine.edit()")
+        handle = self.__dict__.get("_edit_handle")
+        if handle is None:
+            patterns = tuple(parse_pattern(f"{ns}.**") for ns in sorted(self._namespaces))
+            spec = ProcessSpec(name="engine.edit", func=_edit_marker, inputs=(), outputs=patterns)
+            handle = self.__dict__["_edit_handle"] = self._core.compile(spec)
+        tx = self._core.begin(handle)
+        try:
+            yield tx.ctx
+            tx.commit()
+        finally:
+            tx.close()
+
+    def shutdown(self) -> None:
+        """Theus 3's name of :meth:`close`."""
+        self.close()
+
     # -- lifetime ------------------------------------------------------------------------
     def close(self) -> None:
         """Close the engine (spec/11).
@@ -693,9 +782,13 @@ class Transaction:
         heavy: Mapping[str, Any] | None = None,
         signal: Mapping[str, Any] | None = None,
         delete: Iterable[str] = (),
+        replace: Mapping[str, Any] | None = None,
     ) -> None:
-        """Write dotted paths: ``data={"domain.x": 1}``; ``delete=["domain.old"]``."""
-        self._open().apply(make_update(data, heavy, signal, delete))
+        """Write dotted paths: ``data={"domain.x": 1}``; ``delete=["domain.old"]``.
+
+        The nested form ``data={"domain": {"x": 1}}`` merges into what is there (spec/05);
+        ``replace={"domain": {...}}`` replaces the whole subtree."""
+        self._open().apply(make_update(data, heavy, signal, delete, replace))
 
     def append(self, path: str, value: Any) -> None:
         """Append ``value`` to the list at ``path`` (the way to extend a ``log_`` list)."""
@@ -727,6 +820,10 @@ class Transaction:
         finally:
             tx.close()
             self._tx = None
+
+
+def _edit_marker(ctx: Any) -> None:
+    """The function of ``engine.edit()``'s contract (never called)."""
 
 
 def _check_version(version: object) -> int:

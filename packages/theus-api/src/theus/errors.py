@@ -72,8 +72,9 @@ class NestedExecutionError(TheusError, RuntimeError):
     """The engine was called from inside one of its own running processes (spec/10)."""
 
 
-class ProcessNotFoundError(TheusError, KeyError):
-    """``execute("name")`` named a process that is not registered."""
+class ProcessNotFoundError(TheusError, KeyError, ValueError):
+    """``execute("name")`` named a process that is not registered (also a ``ValueError``:
+    what Theus 3 raised, spec/19)."""
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""

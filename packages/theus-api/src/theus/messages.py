@@ -174,3 +174,11 @@ def cas_mismatch(expected: int, current: int) -> str:
 def cas_strict(base: int, latest: int) -> str:
     """A strict commit (compare-and-swap) overtaken by another commit (spec/05)."""
     return cas_mismatch(base, latest)
+
+
+def state_signal_hint() -> str:
+    """``state.signal`` (a Theus 3 spelling, spec/19)."""
+    return (
+        "the state has no attribute 'signal': the signals the last commit published are "
+        "state.signals (dotted path -> value) (spec/19)"
+    )

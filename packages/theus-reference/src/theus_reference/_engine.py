@@ -151,7 +151,16 @@ class Snapshot:
         try:
             return self[name]
         except KeyError:
-            raise AttributeError(f"the state has no namespace {name!r}") from None
+            pass
+        # Theus 3 spellings (spec/19): aliases, ``state.data``; ``state.signal`` says what to write
+        alias = _STATE_ALIASES.get(name)
+        if alias is not None and alias in self:
+            return self[alias]
+        if name == "data":
+            return self
+        if name == "signal":
+            raise AttributeError(messages.state_signal_hint())
+        raise AttributeError(f"the state has no namespace {name!r}")
 
     def __iter__(self) -> Iterator[str]:
         return iter(snapshot_root(self).keys())
@@ -203,6 +212,7 @@ class Snapshot:
 
 
 Mapping.register(Snapshot)
+_STATE_ALIASES = {"domain_ctx": "domain", "global_ctx": "global"}
 _SNAP_SLOT = Snapshot.__dict__["_s"]
 _snap_state = _SNAP_SLOT.__get__
 _set_snap_state = _SNAP_SLOT.__set__

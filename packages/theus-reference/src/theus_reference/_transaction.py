@@ -550,6 +550,15 @@ class Transaction:
         operation is atomic (spec/04)."""
         self._alive()
         for kind, path, value in update.ops:
+            if kind == "map":  # the nested form of data= (spec/05): a map stays, else {}
+                self._enter()
+                try:
+                    present = type(get_in(self.root, path)) is PMap
+                finally:
+                    self._exit()
+                if present:
+                    continue
+                kind, value = "set", {}
             if kind == "set":
                 frozen = self._convert(partial(self._set_check, path, value), path, value)
                 self._enter()
@@ -679,6 +688,7 @@ class Context:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
+        name = _CTX_ALIASES.get(name, name)  # Theus 3 spellings (spec/19)
         try:
             return self[name]
         except KeyError:
@@ -707,6 +717,7 @@ class Context:
         return tx.outbox  # type: ignore[no-any-return]
 
     def __setattr__(self, name: str, value: Any) -> None:
+        name = _CTX_ALIASES.get(name, name)
         name = "global" if name == "global_" else name
         _ctx_state(self)[0].write_key((), name, value)
 
@@ -717,6 +728,7 @@ class Context:
         return f"<ctx version={_ctx_state(self)[0].version}>"
 
 
+_CTX_ALIASES = {"domain_ctx": "domain", "global_ctx": "global"}
 _CTX_SLOT = Context.__dict__["_s"]
 _ctx_state = _CTX_SLOT.__get__
 _set_ctx_state = _CTX_SLOT.__set__

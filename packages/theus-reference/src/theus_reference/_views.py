@@ -7,6 +7,7 @@ contract, records reads and writes, and resolves the path in its draft).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -165,6 +166,18 @@ class MapView(_View):
         """A deep plain copy (same as ``to_dict``)."""
         return _plain(self)  # type: ignore[no-any-return]
 
+    def __or__(self, other: Any) -> Any:
+        if isinstance(other, MapView):
+            other = other.to_dict()
+        if not isinstance(other, dict):
+            return NotImplemented
+        return self.to_dict() | other
+
+    def __ror__(self, other: Any) -> Any:
+        if not isinstance(other, dict):
+            return NotImplemented
+        return other | self.to_dict()
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, MapView):
             other = other.to_dict()
@@ -312,6 +325,34 @@ class ListView(_View):
     def to_list(self) -> list[Any]:
         """A deep plain copy."""
         return _plain(self)  # type: ignore[no-any-return]
+
+    def copy(self) -> list[Any]:
+        """A deep plain copy (Theus 3's ``list.copy()``; same as ``to_list``)."""
+        return self.to_list()
+
+    def __add__(self, other: Any) -> Any:
+        if isinstance(other, ListView):
+            other = other.to_list()
+        if not isinstance(other, list):
+            return NotImplemented
+        return self.to_list() + other
+
+    def __radd__(self, other: Any) -> Any:
+        if not isinstance(other, list):
+            return NotImplemented
+        return other + self.to_list()
+
+    def __mul__(self, n: Any) -> Any:
+        if isinstance(n, float):
+            return NotImplemented
+        try:
+            count = operator.index(n)
+        except TypeError:
+            return NotImplemented
+        return self.to_list() * count
+
+    def __rmul__(self, n: Any) -> Any:
+        return self.__mul__(n)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, ListView):

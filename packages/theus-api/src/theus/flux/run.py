@@ -197,8 +197,8 @@ def _fork(engine: Any) -> Any:
     fork = TheusEngine(
         context=snapshot.to_dict(),
         backend=engine._backend,
-        strict_guards=engine._strict_guards,
-        strict_cas=engine._strict_cas,
+        strict_guards=engine.strict_guards,
+        strict_cas=engine.strict_cas,
         audit_recipe=None if audit is None else audit.recipe,
         version=snapshot.version,
     )

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use pyo3::intern;
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 use theus_core::{Contract, Error, PMap, Path, Semantic, Store, Zone};
@@ -150,8 +151,11 @@ fn texts(patterns: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
 }
 
 /// Map a process's return value onto its outputs (spec `06`), natively, exactly like
-/// `theus._runner.apply_return`: a `StateUpdate` is applied; `None`, an in-place write or no
-/// outputs map nothing; else one value per output (a tuple for several), never to a wildcard.
+/// `theus._runner.apply_return`: a `StateUpdate` is applied; `None` or no outputs map nothing;
+/// else the value is mapped after the attempt's in-place writes. A plain value for one output
+/// (without in-place writes) and a full tuple without `None` for several are mapped here; every other shape (a dict, a
+/// list, `None` items, a wildcard, a wrong shape) is planned by `theus._runner.return_plan`,
+/// the one reading of those rules.
 fn map_return(
     py: Python<'_>,
     tx: &Py<Tx>,
@@ -166,32 +170,40 @@ fn map_return(
         let update = result.call_method0(intern!(py, "to_update"))?;
         return Tx::apply(tx.bind(py), &update);
     }
-    if handle.outputs.is_empty() || Tx::wrote_in_place(py, tx)? {
+    if handle.outputs.is_empty() {
         return Ok(());
     }
-    let spec = handle.spec.bind(py);
-    let values: Vec<Bound<'_, PyAny>> = if handle.outputs.len() == 1 {
-        vec![result.clone()]
+    let n = handle.outputs.len();
+    let wrote = Tx::wrote_in_place(py, tx)?;
+    let fast: Option<Vec<Bound<'_, PyAny>>> = if handle.outputs.iter().any(Option::is_none) {
+        None
+    } else if n == 1 {
+        (!wrote && !result.is_instance_of::<PyDict>()).then(|| vec![result.clone()])
     } else {
         match result.cast::<PyTuple>() {
-            Ok(t) if t.len() == handle.outputs.len() => t.iter().collect(),
-            _ => {
-                return Err(PyErr::from_value(
-                    a.arity_error.bind(py).call1((spec, result))?,
-                ))
-            }
+            Ok(t) if t.len() == n && t.iter().all(|v| !v.is_none()) => Some(t.iter().collect()),
+            _ => None,
         }
     };
-    for (i, output) in handle.outputs.iter().enumerate() {
-        if output.is_none() {
-            let pattern = spec.getattr(intern!(py, "outputs"))?.get_item(i)?;
-            return Err(PyErr::from_value(
-                a.wildcard_error.bind(py).call1((spec, pattern))?,
-            ));
+    let writes: Vec<(usize, Bound<'_, PyAny>)> = match fast {
+        Some(values) => values.into_iter().enumerate().collect(),
+        None => {
+            let plan = py
+                .import(intern!(py, "theus._runner"))?
+                .getattr(intern!(py, "return_plan"))?
+                .call1((handle.spec.bind(py), result, wrote))?;
+            let mut out = Vec::new();
+            for pair in plan.try_iter()? {
+                let (i, value): (usize, Bound<'_, PyAny>) = pair?.extract()?;
+                out.push((i, value));
+            }
+            out
         }
-    }
-    for (path, value) in handle.outputs.iter().zip(values) {
-        let path = path.as_ref().expect("checked above");
+    };
+    for (i, value) in writes {
+        let Some(Some(path)) = handle.outputs.get(i) else {
+            return Err(PyTypeError::new_err("return_plan named an output that is not a path"));
+        };
         crate::views::set_path(py, tx, path, &value, false)?;
     }
     Ok(())

@@ -74,8 +74,6 @@ pub(crate) struct Api {
     pub mapping_proxy: Py<PyAny>,
     pub signal: Py<PyAny>,
     pub local: Py<PyAny>,
-    pub arity_error: Py<PyAny>,
-    pub wildcard_error: Py<PyAny>,
     pub state_update: Py<PyAny>,
     pub change: Py<PyAny>,
     pub changes: Py<PyAny>,
@@ -113,11 +111,6 @@ fn load_api(py: Python<'_>) -> PyResult<Api> {
         mapping_proxy: py.import("types")?.getattr("MappingProxyType")?.unbind(),
         signal: theus.getattr("Signal")?.unbind(),
         local: theus.getattr("Local")?.unbind(),
-        arity_error: theus.getattr("arity_error")?.unbind(),
-        wildcard_error: py
-            .import("theus._runner")?
-            .getattr("wildcard_error")?
-            .unbind(),
         state_update: theus.getattr("StateUpdate")?.unbind(),
         change: theus.getattr("Change")?.unbind(),
         changes: theus.getattr("Changes")?.unbind(),

@@ -114,15 +114,34 @@ impl Snapshot {
         found.unwrap_or_else(|| Err(PyKeyError::new_err(name.clone().unbind())))
     }
 
-    fn __getattr__(&self, py: Python<'_>, name: &str) -> PyResult<Py<PyAny>> {
+    fn __getattr__(slf: &Bound<'_, Self>, name: &str) -> PyResult<Py<PyAny>> {
+        let py = slf.py();
+        let me = slf.get();
         if name.starts_with("__") {
             return Err(PyAttributeError::new_err(name.to_owned()));
         }
-        self.namespace(py, name).unwrap_or_else(|| {
-            Err(PyAttributeError::new_err(format!(
+        if let Some(found) = me.namespace(py, name) {
+            return found;
+        }
+        // Theus 3 spellings (spec `19`): aliases, `state.data`; `state.signal` says what to write.
+        let alias = match name {
+            "domain_ctx" => Some("domain"),
+            "global_ctx" => Some("global"),
+            _ => None,
+        };
+        if let Some(found) = alias.and_then(|a| me.namespace(py, a)) {
+            return found;
+        }
+        match name {
+            "data" => Ok(slf.clone().into_any().unbind()),
+            "signal" => Err(PyAttributeError::new_err(
+                "the state has no attribute 'signal': the signals the last commit published \
+                 are state.signals (dotted path -> value) (spec/19)",
+            )),
+            _ => Err(PyAttributeError::new_err(format!(
                 "the state has no namespace '{name}'"
-            )))
-        })
+            ))),
+        }
     }
 
     fn __contains__(&self, name: &Bound<'_, PyAny>) -> bool {

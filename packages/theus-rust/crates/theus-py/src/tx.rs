@@ -546,6 +546,7 @@ impl Tx {
                 "set" => Tx::apply_set(py, &tx, &path, &value)?,
                 "delete" => Tx::apply_delete(py, &tx, &path)?,
                 "append" => Tx::apply_append(py, &tx, &path, &value)?,
+                "map" => crate::views::ensure_map(py, &tx, &path)?,
                 other => {
                     return Err(PyTypeError::new_err(format!(
                         "unknown update operation {other:?}"
@@ -699,11 +700,14 @@ impl Ctx {
         if name.starts_with("__") {
             return Err(PyAttributeError::new_err(name.to_owned()));
         }
-        self.namespace(py, name, true)
+        self.namespace(py, crate::views::namespace_alias(name), true)
     }
 
     fn __setattr__(&self, py: Python<'_>, name: &str, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let name = if name == "global_" { "global" } else { name };
+        let name = match crate::views::namespace_alias(name) {
+            "global_" => "global",
+            n => n,
+        };
         let Ok(path) = Path::parse(name) else {
             return Err(context_error(
                 py,

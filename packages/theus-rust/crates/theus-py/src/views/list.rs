@@ -215,6 +215,44 @@ impl ListView {
         self.to_list(py)
     }
 
+    /// A deep plain copy (Theus 3's `list.copy()`; same as `to_list`).
+    fn copy(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.to_list(py)
+    }
+
+    /// `view + list`: a plain list (the view is read as a whole).
+    fn __add__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let other = if let Ok(view) = other.cast::<ListView>() {
+            view.get().to_list(py)?.into_bound(py)
+        } else if other.is_instance_of::<PyList>() {
+            other.clone()
+        } else {
+            return Ok(py.NotImplemented());
+        };
+        Ok(self.to_list(py)?.bind(py).add(other)?.unbind())
+    }
+
+    /// `list + view`: a plain list.
+    fn __radd__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        if !other.is_instance_of::<PyList>() {
+            return Ok(py.NotImplemented());
+        }
+        Ok(other.add(self.to_list(py)?.bind(py))?.unbind())
+    }
+
+    /// `view * n`: a plain list.
+    fn __mul__(&self, py: Python<'_>, n: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        if n.is_instance_of::<pyo3::types::PyFloat>() || n.extract::<isize>().is_err() {
+            return Ok(py.NotImplemented());
+        }
+        Ok(self.to_list(py)?.bind(py).mul(n)?.unbind())
+    }
+
+    /// `n * view`: a plain list.
+    fn __rmul__(&self, py: Python<'_>, n: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.__mul__(py, n)
+    }
+
     fn __deepcopy__(&self, py: Python<'_>, _memo: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         self.to_list(py)
     }

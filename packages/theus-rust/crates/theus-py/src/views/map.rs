@@ -231,6 +231,26 @@ impl MapView {
         self.to_dict(py)
     }
 
+    /// `view | dict`: a plain dict (the view is read as a whole).
+    fn __or__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let other = if let Ok(view) = other.cast::<MapView>() {
+            view.get().to_dict(py)?.into_bound(py)
+        } else if other.is_instance_of::<PyDict>() {
+            other.clone()
+        } else {
+            return Ok(py.NotImplemented());
+        };
+        Ok(self.to_dict(py)?.bind(py).bitor(other)?.unbind())
+    }
+
+    /// `dict | view`: a plain dict.
+    fn __ror__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        if !other.is_instance_of::<PyDict>() {
+            return Ok(py.NotImplemented());
+        }
+        Ok(other.bitor(self.to_dict(py)?.bind(py))?.unbind())
+    }
+
     fn __richcmp__(
         &self,
         py: Python<'_>,

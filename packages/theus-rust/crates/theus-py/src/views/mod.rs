@@ -281,6 +281,27 @@ pub(crate) fn set_path(
     })
 }
 
+/// The namespace a Theus 3 alias names (`ctx.domain_ctx`, `ctx.global_ctx`, spec `19`), else
+/// `name` itself.
+pub(crate) fn namespace_alias(name: &str) -> &str {
+    match name {
+        "domain_ctx" => "domain",
+        "global_ctx" => "global",
+        n => n,
+    }
+}
+
+/// The `"map"` operation of an `Update` (the nested form of `data=`, spec `05`): nothing when
+/// the draft holds a map at `path`, else a checked set of an empty map there.
+pub(crate) fn ensure_map(py: Python<'_>, tx: &Py<Tx>, path: &Path) -> PyResult<()> {
+    let present = with_tx(py, tx, |txn| Ok(matches!(txn.peek(path), Some(Value::Map(_)))))?;
+    if present {
+        return Ok(());
+    }
+    let empty = pyo3::types::PyDict::new(py);
+    set_path(py, tx, path, empty.as_any(), false)
+}
+
 fn repr_of(py: Python<'_>, kind: &str, path: &Path, plain: PyResult<Py<PyAny>>) -> String {
     match plain.and_then(|p| Ok(p.bind(py).repr()?.to_string())) {
         Ok(text) => format!("{kind}('{path}', {text})"),

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use pyo3::exceptions::PyException;
+use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::ffi;
 use pyo3::types::{PyBool, PyDict, PyFrozenSet, PyString, PyTuple, PyType};
 use theus_core::{Change, Path, Transaction};
 

@@ -230,7 +230,8 @@ impl Tx {
 
     /// Commit (spec `05`) through the engine's pipeline (spec `15`): build `changes` if a
     /// hook needs them and run the `before_commit` hooks (no lock held; a hook that raises
-    /// rejects the commit); take the commit lock (unless held since an exclusive begin), check
+    /// rejects the commit), or, when the only hook is the schema stage's and the commit is
+    /// plain sets of paths in its native plan, call their validators instead (spec `16`); take the commit lock (unless held since an exclusive begin), check
     /// conflicts and rebase (detached from the interpreter when large), install, publish the
     /// signals on a native hub, reserve the commit's pipeline ticket. Then release the lock,
     /// free what the commit replaced, and hand the commit to the `after_commit` hooks.

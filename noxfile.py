@@ -7,6 +7,10 @@
     nox -s demo                   examples/bank.py   (extra arguments: nox -s demo -- --help)
     nox -s bench                  asv benchmarks in the current session env, then a results table
     nox -s rust-core              cargo test + cargo clippy in packages/theus-rust
+    nox -s dashboard              asv over the last N commits of main (nox -s dashboard -- 20),
+                                  asv publish (offline HTML), prints the page's path
+    nox -s bench-compare          asv continuous BASE HEAD (nox -s bench-compare -- main HEAD);
+                                  fails on a regression beyond the factor (default 1.1)
 
 Interpreters: 3.11 always; 3.12 and 3.13 only where a working one is found (a pyenv shim that
 fails is not "found"), because nox on CI errors on missing interpreters. The Rust backend is
@@ -49,6 +53,10 @@ BASE_PYTHON = "3.11"
 LINT_REQUIREMENTS = ["ruff==0.17.6", "mypy==2.4.1"]
 # The Type Shield (spec/16) needs pydantic; its tests and benchmarks run wherever tests do.
 SCHEMA_REQUIREMENTS = ["pydantic>=2.5"]
+# The `theus` command's libraries (theus-api dependencies; mypy needs them in the lint env) and
+# the dashboard test's asv.
+CLI_REQUIREMENTS = ["click>=8.1", "rich>=13"]
+DASHBOARD_REQUIREMENTS = ["asv", "virtualenv"]
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.error_on_external_run = True
@@ -201,6 +209,10 @@ def tests(session: nox.Session) -> None:
     suite against every backend."""
     on_base = session.python == BASE_PYTHON
     session.install(API, REFERENCE, CONFORMANCE, "pytest", "hypothesis", *SCHEMA_REQUIREMENTS)
+    try:  # the dashboard test publishes with asv; without it that test skips, saying so
+        session.install("asv")
+    except CommandFailed:
+        session.warn("asv did not install: the dashboard test will be skipped")
     with_rust = (on_base or os.environ.get("THEUS_NOX_RUST_ALL_PYTHONS") == "1") and (
         _rust_buildable(session)
     )
@@ -281,7 +293,9 @@ def conformance_rust(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, mypy --strict on theus-api, the reference backend and
     the conformance package."""
-    session.install(*LINT_REQUIREMENTS, "pytest", "hypothesis", *SCHEMA_REQUIREMENTS)
+    session.install(
+        *LINT_REQUIREMENTS, "pytest", "hypothesis", *SCHEMA_REQUIREMENTS, *CLI_REQUIREMENTS
+    )
     session.run("ruff", "check", *LINT_PATHS)
     session.run("ruff", "format", "--check", *LINT_PATHS)
     # Config in mypy.ini; --strict is repeated so the command line states the contract.
@@ -375,3 +389,100 @@ def rust_core(session: nox.Session) -> None:
     failures: list[str] = []
     _cargo_checks(session, failures)
     _finish(session, failures)
+
+
+# --------------------------------------------------------------------------- dashboard
+
+ASV_DIR = ROOT / "asv_bench"
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def _commits_with_results(commits: list[str]) -> dict[str, int]:
+    """commit -> how many benchmark results asv stored for it (0: it did not build or ran
+    nothing), over every machine's results."""
+    import json
+
+    counts = dict.fromkeys(commits, 0)
+    for path in (ASV_DIR / "results").glob("*/*.json"):
+        if path.name in ("machine.json", "benchmarks.json"):
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        commit = data.get("commit_hash")
+        if commit in counts:
+            results = data.get("results", {})
+            counts[commit] += sum(1 for r in results.values() if r and r[0] is not None)
+    return counts
+
+
+@nox.session(python=BASE_PYTHON)
+def dashboard(session: nox.Session) -> None:
+    """asv over the last N commits of main (`nox -s dashboard -- N [asv run args]`, default
+    10), then `asv publish`; prints the HTML's path.
+
+    asv builds each commit's wheels in its own virtualenvs (asv.conf.json). A commit whose
+    packages do not build gets no results: it is skipped and listed. Results already stored
+    for a commit are kept (`--skip-existing-successful`). The published page loads its
+    scripts from Debian packages (offline.py), not from CDNs.
+    """
+    args = list(session.posargs)
+    count = 10
+    if args and args[0].isdigit():
+        count = int(args.pop(0))
+    if count < 1:
+        session.error("N must be at least 1")
+    session.install(*DASHBOARD_REQUIREMENTS)
+    commits = _git("rev-list", "--first-parent", f"--max-count={count}", "main").split()
+    session.chdir(ASV_DIR)
+    hashfile = Path(session.create_tmp()) / "dashboard-commits.txt"
+    hashfile.write_text("\n".join(commits) + "\n")
+    session.run("asv", "machine", "--yes")
+    # asv exits non-zero when a build or a benchmark failed; the commits are checked below.
+    session.run(
+        "asv",
+        "run",
+        "--skip-existing-successful",
+        "--show-stderr",
+        f"HASHFILE:{hashfile}",
+        *args,
+        success_codes=[0, 1, 2],
+    )
+    counts = _commits_with_results(commits)
+    built = [c for c in commits if counts[c]]
+    skipped = [c for c in commits if not counts[c]]
+    for commit in skipped:
+        subject = _git("log", "-1", "--format=%s", commit)
+        session.warn(f"skipped {commit[:8]} (did not build, or no benchmark ran): {subject}")
+    session.log(f"{len(built)} of {len(commits)} commits of main have results")
+    session.run("asv", "publish")
+    failures: list[str] = []
+    _run_collecting(session, failures, "offline", "python", "offline.py", "html")
+    if failures:
+        session.warn("the dashboard loads its scripts from CDNs (see the message above)")
+    if not built:
+        session.error("no commit has results: nothing to show")
+    session.log(f"dashboard: {ASV_DIR / 'html' / 'index.html'}")
+
+
+@nox.session(name="bench-compare", python=BASE_PYTHON)
+def bench_compare(session: nox.Session) -> None:
+    """`asv continuous` between two commits: `nox -s bench-compare -- BASE HEAD [--factor F]
+    [asv args]`. Prints the table of changed benchmarks; fails (non-zero exit) when one got
+    slower than F times (default 1.1)."""
+    args = list(session.posargs)
+    if len(args) < 2 or args[0].startswith("-") or args[1].startswith("-"):
+        session.error("usage: nox -s bench-compare -- BASE HEAD [--factor F] [asv args]")
+    base, head, rest = args[0], args[1], args[2:]
+    if not any(a in ("-f", "--factor") or a.startswith("--factor=") for a in rest):
+        rest = ["--factor", "1.1", *rest]
+    session.install(*DASHBOARD_REQUIREMENTS)
+    session.chdir(ASV_DIR)
+    session.run("asv", "machine", "--yes")
+    session.run("asv", "continuous", "--split", "--show-stderr", *rest, base, head)

@@ -3,6 +3,7 @@ location), never another exception."""
 
 from __future__ import annotations
 
+import random
 import string
 
 from hypothesis import HealthCheck, given, settings
@@ -34,6 +35,8 @@ steps:
   - flux: parallel
     branches: [[a], [b]]
 """
+
+NAMESPACES = ("domain", "global")
 
 _SETTINGS = settings(
     max_examples=400, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck)
@@ -72,3 +75,37 @@ def test_mutated_workflows(edits: list[tuple[int, int, str]]) -> None:
     except FluxError as exc:
         assert str(exc).startswith("m.yaml")
         assert exc.file == "m.yaml"
+
+
+def _mutate(rng: random.Random, text: str) -> str:
+    for _ in range(rng.randint(1, 4)):
+        at = rng.randrange(len(text) + 1)
+        cut = rng.randint(0, 6)
+        insert = "".join(rng.choice(_ALPHABET) for _ in range(rng.randint(0, 4)))
+        text = text[:at] + insert + text[at + cut :]
+    return text
+
+
+_ALPHABET = string.printable + "é\t:-[]{}&*!|>'\"#%@`"
+
+
+def test_ten_thousand_malformed_documents_and_expressions() -> None:
+    """The acceptance fuzz of issue 9: >= 10 000 generated documents and 10 000 generated
+    expressions; every failure is a FluxError with a file, a line and a column."""
+    rng = random.Random(20261202)
+    failures = 0
+    for _ in range(10_000):
+        text = _mutate(rng, _VALID)
+        try:
+            parse_workflow(text, file="m.yaml", processes={"a", "b"}, namespaces=NAMESPACES)
+        except FluxError as exc:
+            failures += 1
+            assert exc.file == "m.yaml" and exc.line is not None and exc.column is not None, text
+    for _ in range(10_000):
+        expression = " ".join(rng.choice(_TOKENS) for _ in range(rng.randint(1, 25)))
+        try:
+            compile_expression(expression, file="f.yaml", line=3, column=7, namespaces=NAMESPACES)
+        except FluxError as exc:
+            failures += 1
+            assert exc.file == "f.yaml" and exc.line is not None and exc.column is not None
+    assert failures > 10_000  # most generated inputs are malformed: the test saw errors

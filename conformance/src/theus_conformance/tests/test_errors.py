@@ -15,6 +15,7 @@ from theus import (
     ConflictError,
     ContextError,
     ContractViolationError,
+    FluxError,
     InvalidContractError,
     InvalidPathError,
     NestedExecutionError,
@@ -218,9 +219,9 @@ def test_contract_that_cannot_match_is_refused_before_running(make_engine):
     assert engine.state is before
 
 
-def test_unwritten_features_raise_not_implemented(make_engine, backend):
+def test_a_workflow_path_that_does_not_exist_is_a_flux_error(make_engine, backend):
     engine = make_engine()
-    with pytest.raises(NotImplementedError, match="(?i)workflow|flux"):
+    with pytest.raises(FluxError, match="steps: \\[\\]"):  # no newline: a file name
         engine.execute_workflow("steps: []")
     with pytest.raises(TypeError, match="schema"):  # spec/16: not a schema
         engine.set_schema(object)
@@ -229,12 +230,12 @@ def test_unwritten_features_raise_not_implemented(make_engine, backend):
 
 
 @pytest.mark.requires("async")
-def test_unwritten_async_workflow_raises_not_implemented(make_engine):
+def test_async_workflow_with_a_missing_file_is_a_flux_error(make_engine):
     import asyncio
 
     engine = make_engine()
-    with pytest.raises(NotImplementedError, match="(?i)workflow|flux"):
-        asyncio.run(engine.aexecute_workflow("steps: []"))
+    with pytest.raises(FluxError, match="cannot read the workflow"):
+        asyncio.run(engine.aexecute_workflow("no-such-workflow.yaml"))
 
 
 def test_backend_errors_are_distinct():

@@ -13,7 +13,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, cast
 
 from .contracts import ProcessSpec
 from .errors import ConflictError, ContractViolationError
@@ -71,23 +71,23 @@ def apply_return(tx: TxCore, spec: ProcessSpec, result: Any) -> None:
     tx.apply(Update(tuple(("set", p.segments, v) for p, v in zip(outputs, values, strict=True))))
 
 
-def settle(tx: TxCore, spec: ProcessSpec, result: Any, attempt: int) -> bool:
+def settle(tx: TxCore, spec: ProcessSpec, result: Any, attempt: int) -> int | None:
     """Map the return value and commit attempt ``attempt`` (0-based) of ``spec``.
 
-    True when committed; False when it lost and may be re-run; ``ConflictError`` when it lost
-    and re-runs are exhausted.
+    The version the commit made; None when it lost and may be re-run; ``ConflictError`` when
+    it lost and re-runs are exhausted.
     """
     apply_return(tx, spec, result)
     try:
-        tx.commit()
+        snapshot = tx.commit()
     except ConflictError as exc:
         if attempt >= spec.retries:
             raise ConflictError(
                 f"process {spec.name!r} lost to concurrent commits {attempt + 1} times "
                 f"(retries={spec.retries}): {exc}"
             ) from exc
-        return False
-    return True
+        return None
+    return int(snapshot.version)
 
 
 async def _attempts(
@@ -98,19 +98,21 @@ async def _attempts(
     sleep: Callable[[float], Awaitable[None]],
     rng: random.Random,
     exclusive: bool,
-) -> Any:
+) -> tuple[Any, int]:
     """The attempt loop (spec/05), one for the sync and the async front-end: begin, run the
     process (``await invoke(ctx)``), map its return value, commit; on conflict re-run as the
     process's :class:`~theus.retry.RetryPolicy` says (``exclusive``: the last re-run of a sync
-    process holds the commit order)."""
+    process holds the commit order). Returns the process's return value and the version its
+    commit made."""
     policy = spec.retry_policy
     attempt = 0
     while True:
         tx = core.begin(handle, exclusive and policy.exclusive(attempt))
         try:
             result = await invoke(tx.ctx)
-            if settle(tx, spec, result, attempt):
-                return result
+            version = settle(tx, spec, result, attempt)
+            if version is not None:
+                return result, version
         finally:
             tx.close()
         attempt += 1
@@ -124,9 +126,10 @@ async def _sleep_blocking(delay: float) -> None:
 
 def run_sync(
     core: EngineCore, handle: Any, spec: ProcessSpec, kwargs: dict[str, Any], rng: random.Random
-) -> Any:
+) -> tuple[Any, int]:
     """Run a sync process inline: :func:`_attempts` driven without an event loop (nothing in
-    it awaits anything that suspends), so the process runs on the caller's thread."""
+    it awaits anything that suspends), so the process runs on the caller's thread. Returns
+    its return value and the version its commit made."""
     func = spec.func
 
     async def invoke(ctx: Any) -> Any:
@@ -136,7 +139,7 @@ def run_sync(
     try:
         loop.send(None)
     except StopIteration as done:
-        return done.value
+        return cast(tuple[Any, int], done.value)
     loop.close()  # pragma: no cover - nothing above suspends
     raise RuntimeError("the sync attempt loop suspended")  # pragma: no cover
 
@@ -148,8 +151,9 @@ async def run_async(
     kwargs: dict[str, Any],
     rng: random.Random,
     executor: Callable[[], Executor],
-) -> Any:
-    """Run any process from async code (spec/11): await async ones, offload ``cpu_heavy`` ones."""
+) -> tuple[Any, int]:
+    """Run any process from async code (spec/11): await async ones, offload ``cpu_heavy`` ones.
+    Returns its return value and the version its commit made."""
     func = spec.func
 
     async def invoke(ctx: Any) -> Any:

@@ -7,6 +7,7 @@ import concurrent.futures
 import contextlib
 import contextvars
 import itertools
+import os
 import random
 import threading
 import weakref
@@ -25,6 +26,12 @@ from .errors import (
     NestedExecutionError,
     ProcessNotFoundError,
 )
+from .flux.events import WorkflowRun
+from .flux.handle import RunHandle
+from .flux.machine import WorkflowIterator
+from .flux.model import Workflow
+from .flux.position import Position
+from .flux.run import prepare
 from .outbox import Outbox, OutboxBuffer, OutboxStage
 from .paths import parse_path
 from .pipeline import CommitPipeline, Stage
@@ -162,6 +169,9 @@ class TheusEngine:
             version=_check_version(version),
         )
         self._core: EngineCore = self._backend.create_engine(context, options)
+        self._strict_guards = strict_guards
+        self._strict_cas = strict_cas
+        self._workflows: dict[Any, Any] = {}  # loaded Flux workflows (theus.flux.run)
         self._namespaces = frozenset(context)
         self._native = "native-execute" in self._backend.capabilities
         self._by_name: dict[str, tuple[ProcessSpec, Any]] = {}
@@ -284,13 +294,43 @@ class TheusEngine:
         self._enter("engine.execute()")
         self._check_call(spec, kwargs)
         if spec.is_async:
-            return self._run_on_loop(spec, handle, kwargs)
+            return self._run_on_loop(spec, handle, kwargs)[0]
         marker = _Execution()
         token = self._running.set(marker)
         try:
             if self._native:
                 return self._core.execute(handle, kwargs)  # type: ignore[attr-defined]
-            return run_sync(self._core, handle, spec, kwargs, self._rng)
+            return run_sync(self._core, handle, spec, kwargs, self._rng)[0]
+        finally:
+            marker.active = False
+            self._running.reset(token)
+
+    def _step(self, spec: ProcessSpec, handle: Any, kwargs: dict[str, Any]) -> int:
+        """One workflow step (spec/18 §6): ``execute`` of a registered process, returning the
+        version its commit made instead of its return value."""
+        self._enter("engine.execute_workflow()")
+        self._check_call(spec, kwargs)
+        if spec.is_async:
+            return self._run_on_loop(spec, handle, kwargs)[1]
+        marker = _Execution()
+        token = self._running.set(marker)
+        try:
+            if self._native:
+                return int(self._core.execute_step(handle, kwargs)[1])  # type: ignore[attr-defined]
+            return run_sync(self._core, handle, spec, kwargs, self._rng)[1]
+        finally:
+            marker.active = False
+            self._running.reset(token)
+
+    async def _astep(self, spec: ProcessSpec, handle: Any, kwargs: dict[str, Any]) -> int:
+        """The async twin of :meth:`_step` (``aexecute`` semantics, spec/11)."""
+        self._enter("engine.aexecute_workflow()")
+        self._check_call(spec, kwargs)
+        marker = _Execution()
+        token = self._running.set(marker)
+        try:
+            run = run_async(self._core, handle, spec, kwargs, self._rng, self._executor)
+            return (await run)[1]
         finally:
             marker.active = False
             self._running.reset(token)
@@ -303,7 +343,8 @@ class TheusEngine:
         marker = _Execution()
         token = self._running.set(marker)
         try:
-            return await run_async(self._core, handle, spec, kwargs, self._rng, self._executor)
+            run = run_async(self._core, handle, spec, kwargs, self._rng, self._executor)
+            return (await run)[0]
         finally:
             marker.active = False
             self._running.reset(token)
@@ -324,7 +365,9 @@ class TheusEngine:
             marker.active = False
         return True, result
 
-    def _run_on_loop(self, spec: ProcessSpec, handle: Any, kwargs: dict[str, Any]) -> Any:
+    def _run_on_loop(
+        self, spec: ProcessSpec, handle: Any, kwargs: dict[str, Any]
+    ) -> tuple[Any, int]:
         holder = self._event_loop()
         future = asyncio.run_coroutine_threadsafe(self._boxed(spec, handle, kwargs), holder.loop)
         try:
@@ -333,7 +376,7 @@ class TheusEngine:
             future.cancel()  # e.g. Ctrl-C in the caller: do not leave the process running
             raise
         if ok:
-            return value
+            return cast(tuple[Any, int], value)
         try:
             raise value
         finally:
@@ -426,15 +469,103 @@ class TheusEngine:
         if audit is not None:
             audit.check_inputs(spec, kwargs)
 
-    def execute_workflow(self, path_or_yaml: str) -> Any:
-        """Flux workflows are not implemented yet."""
-        self._enter("engine.execute_workflow()")
-        raise NotImplementedError("Flux workflows are not implemented yet")
+    # -- workflows (spec/18 §6) ------------------------------------------------------------
+    def execute_workflow(
+        self,
+        workflow: Workflow | str | os.PathLike[str],
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        max_ops: int | None = None,
+        on_event: Any = None,
+        dry_run: bool = False,
+        run_id: str | None = None,
+        position: Position | Mapping[str, Any] | None = None,
+    ) -> WorkflowRun:
+        """Run a Flux workflow to its end (blocking) and return its :class:`WorkflowRun`.
 
-    async def aexecute_workflow(self, path_or_yaml: str) -> Any:
-        """Flux workflows are not implemented yet."""
+        ``workflow`` is a file path, YAML text (a ``str`` containing a newline) or a loaded
+        :class:`theus.flux.Workflow`; it is loaded and checked before anything runs, and
+        cached. ``inputs`` override the declared defaults; ``max_ops`` bounds the run;
+        ``on_event`` (a callable or a list) receives each event on this thread; ``dry_run``
+        runs on a throw-away fork of the current state and commits nothing here;
+        ``position`` (from ``iter_workflow(...).position``) resumes a stopped run. A failing
+        step raises :class:`theus.errors.WorkflowError`; earlier steps stay committed.
+        """
+        self._enter("engine.execute_workflow()")
+        machine, fork = prepare(self, workflow, inputs=inputs, max_ops=max_ops,
+                                on_event=on_event, dry_run=dry_run, run_id=run_id,
+                                position=position)  # fmt: skip
+        try:
+            for _ in machine.events():
+                pass
+        finally:
+            if fork is not None:
+                fork.close()
+        assert machine.result is not None
+        return machine.result
+
+    async def aexecute_workflow(
+        self,
+        workflow: Workflow | str | os.PathLike[str],
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        max_ops: int | None = None,
+        on_event: Any = None,
+        dry_run: bool = False,
+        run_id: str | None = None,
+        position: Position | Mapping[str, Any] | None = None,
+    ) -> WorkflowRun:
+        """:meth:`execute_workflow` from async code: each step is awaited as ``aexecute``
+        would (async processes run on the caller's loop), parallel branches are tasks."""
         self._enter("engine.aexecute_workflow()")
-        raise NotImplementedError("Flux workflows are not implemented yet")
+        machine, fork = prepare(self, workflow, inputs=inputs, max_ops=max_ops,
+                                on_event=on_event, dry_run=dry_run, run_id=run_id,
+                                position=position)  # fmt: skip
+        try:
+            return await machine.arun()
+        finally:
+            if fork is not None:
+                fork.close()
+
+    def iter_workflow(
+        self,
+        workflow: Workflow | str | os.PathLike[str],
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        max_ops: int | None = None,
+        on_event: Any = None,
+        dry_run: bool = False,
+        run_id: str | None = None,
+        position: Position | Mapping[str, Any] | None = None,
+    ) -> WorkflowIterator:
+        """Run a workflow one event at a time: each ``next()`` advances the run to its next
+        event (``RunStarted``, ``StepStarted``, ``StepCommitted`` ... ``RunCompleted``) and
+        returns it; nothing runs between calls. After ``RunFailed`` the next ``next()``
+        raises the run's error. ``.position`` is where the run is, ``.close()`` stops it."""
+        self._enter("engine.iter_workflow()")
+        machine, fork = prepare(self, workflow, inputs=inputs, max_ops=max_ops,
+                                on_event=on_event, dry_run=dry_run, run_id=run_id,
+                                position=position)  # fmt: skip
+        machine.always = True
+        return WorkflowIterator(machine, fork)
+
+    def start_workflow(
+        self,
+        workflow: Workflow | str | os.PathLike[str],
+        *,
+        inputs: Mapping[str, Any] | None = None,
+        max_ops: int | None = None,
+        on_event: Any = None,
+        dry_run: bool = False,
+        run_id: str | None = None,
+        position: Position | Mapping[str, Any] | None = None,
+    ) -> RunHandle:
+        """Run a workflow on a background thread; the :class:`RunHandle` gives its events,
+        ``cancel()`` (between steps) and ``result(timeout)``."""
+        iterator = self.iter_workflow(workflow, inputs=inputs, max_ops=max_ops,
+                                      on_event=on_event, dry_run=dry_run, run_id=run_id,
+                                      position=position)  # fmt: skip
+        return RunHandle(iterator)
 
     # -- lifetime ------------------------------------------------------------------------
     def close(self) -> None:

@@ -9,9 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .expr import Expression
+
+if TYPE_CHECKING:
+    from ..contracts import ProcessSpec
+    from .picture import Kind
 
 __all__ = [
     "DEFAULT_MAX_OPS",
@@ -117,6 +121,31 @@ class Workflow:
     inputs: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     #: the file's ``max_ops``, or None
     max_ops: int | None = None
+    #: the contracts of the processes it runs, when loaded with a ``name -> ProcessSpec`` map
+    #: (``kind="state"`` pictures, spec/20); else None
+    contracts: Mapping[str, ProcessSpec] | None = field(default=None, compare=False, repr=False)
+
+    def to_mermaid(
+        self,
+        kind: Kind = "flow",
+        run: Any = None,
+        contracts: Mapping[str, ProcessSpec] | None = None,
+    ) -> str:
+        """This workflow as Mermaid text: :func:`theus.flux.picture.to_mermaid`."""
+        from .picture import to_mermaid
+
+        return to_mermaid(self, kind, run, contracts)
+
+    def to_dot(
+        self,
+        kind: Kind = "flow",
+        run: Any = None,
+        contracts: Mapping[str, ProcessSpec] | None = None,
+    ) -> str:
+        """This workflow as Graphviz DOT text: :func:`theus.flux.picture.to_dot`."""
+        from .picture import to_dot
+
+        return to_dot(self, kind, run, contracts)
 
     def process_names(self) -> tuple[str, ...]:
         """Every process name the workflow may run, sorted, without repeats."""

@@ -562,6 +562,25 @@ def _names(processes: Processes) -> Processes:
     return frozenset(processes)
 
 
+def _workflow(
+    steps: tuple[Step, ...],
+    file: str,
+    name: str | None,
+    description: str | None,
+    inputs: dict[str, Any],
+    max_ops: int | None,
+    processes: Processes,
+) -> Workflow:
+    """The loaded workflow; with a ``name -> ProcessSpec`` map it records the specs it uses."""
+    contracts = None
+    if isinstance(processes, Mapping):
+        used = {s.process for s in iter_steps(steps) if isinstance(s, ProcessStep)}
+        contracts = MappingProxyType({n: processes[n] for n in sorted(used)})
+    return Workflow(
+        steps, file, name, description, MappingProxyType(inputs), max_ops, contracts=contracts
+    )
+
+
 def parse_workflow(
     text: str,
     *,
@@ -585,7 +604,7 @@ def parse_workflow(
         steps, name, description, inputs, max_ops = loader.workflow()
     finally:
         loader.dispose()
-    return Workflow(steps, file, name, description, MappingProxyType(inputs), max_ops)
+    return _workflow(steps, file, name, description, inputs, max_ops, processes)
 
 
 def load_workflow(
@@ -611,4 +630,4 @@ def load_workflow(
         steps, name, description, inputs, max_ops = loader.workflow()
     finally:
         loader.dispose()
-    return Workflow(steps, file, name, description, MappingProxyType(inputs), max_ops)
+    return _workflow(steps, file, name, description, inputs, max_ops, processes)

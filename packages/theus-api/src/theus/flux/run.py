@@ -1,202 +1,109 @@
-"""A reference interpreter for Flux workflows (spec/18-flux.md, "Running").
+"""Starting workflow runs on an engine (spec/18-flux.md §6): loading with a per-engine cache,
+inputs, the engine host the machine drives, dry runs on a fork.
 
-:func:`run_workflow` runs a parsed workflow against a :class:`theus.TheusEngine`: each process
-step is one ordinary ``engine.execute(name, **with)``; conditions read the latest committed
-snapshot (``engine.state``) when they are evaluated. It is backend-independent and drives the
-engine only through its public calls.
+``engine.execute_workflow`` / ``aexecute_workflow`` / ``iter_workflow`` / ``start_workflow``
+call :func:`prepare` and drive the :class:`~theus.flux.machine.Machine` it returns;
+:func:`run_workflow` is ``engine.execute_workflow`` as a function.
 """
 
 from __future__ import annotations
 
 import os
-import threading
-import time
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
-from ..errors import FluxError, WorkflowError, WorkflowLimitError
-from .expr import snapshot_scope
-from .model import (
-    DEFAULT_MAX_OPS,
-    Expr,
-    IfStep,
-    Loc,
-    ParallelStep,
-    ProcessStep,
-    RunStep,
-    Step,
-    WhileStep,
-    Workflow,
-)
+from ..errors import FluxError
+from .events import FluxEvent, WorkflowRun
+from .expr import Expression, snapshot_scope
+from .machine import Machine
+from .model import DEFAULT_MAX_OPS, IfStep, RunStep, WhileStep, Workflow, iter_steps
 from .parse import load_workflow, parse_workflow
+from .position import Position
 
-__all__ = ["WorkflowRun", "load_for_engine", "run_workflow"]
+__all__ = ["WorkflowRun", "load_for_engine", "prepare", "run_workflow"]
 
-
-@dataclass(frozen=True)
-class WorkflowRun:
-    """The result of a completed run."""
-
-    #: the processes that committed, in order (a parallel step: branch 0's, then branch 1's ...)
-    executed: tuple[str, ...]
-    #: ``engine.state.version`` when the run ended
-    version: int
-    #: wall-clock seconds
-    duration: float
-    #: operations counted against ``max_ops``
-    ops: int
+#: how many loaded workflows an engine keeps
+_CACHE_LIMIT = 64
 
 
 def _specs(engine: Any) -> Mapping[str, Any]:
-    registry = getattr(engine, "_by_name", None)
-    if isinstance(registry, Mapping):
-        return {name: entry[0] for name, entry in registry.items()}
-    raise TypeError("run_workflow() needs a theus.TheusEngine")  # pragma: no cover
+    return {name: entry[0] for name, entry in engine._by_name.items()}
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+class _Loaded:
+    """A cached workflow with what it was loaded from and its native conditions."""
+
+    __slots__ = ("files", "natives", "workflow")
+
+    def __init__(self, workflow: Workflow, files: dict[str, tuple[int, int] | None]) -> None:
+        self.workflow = workflow
+        self.files = files
+        self.natives: dict[int, Any] | None = None
+
+    def fresh(self) -> bool:
+        return all(_stamp(path) == stamp for path, stamp in self.files.items())
 
 
 def load_for_engine(engine: Any, source: Workflow | str | os.PathLike[str]) -> Workflow:
     """``source`` parsed and validated against ``engine``'s registered processes and
-    namespaces. A :class:`Workflow` is returned as is; a ``str`` containing a newline is YAML
-    text; any other ``str`` or path-like names a file."""
+    namespaces (cached per engine: a file is loaded again when it or a file it includes
+    changed, text when the registered processes changed). A :class:`Workflow` is returned as
+    is; a ``str`` containing a newline is YAML text; any other ``str`` or path names a file."""
+    return _load(engine, source).workflow
+
+
+def _load(engine: Any, source: Workflow | str | os.PathLike[str]) -> _Loaded:
+    cache: dict[Any, _Loaded] = engine._workflows
+    generation = len(engine._by_name)
     if isinstance(source, Workflow):
-        return source
+        key: Any = ("workflow", id(source), generation)
+    elif isinstance(source, str) and "\n" in source:
+        key = ("text", source, generation)
+    elif isinstance(source, str | os.PathLike):
+        key = ("file", os.path.abspath(os.fspath(source)), generation)
+    else:
+        raise TypeError(
+            f"a workflow is a file path, YAML text or a Workflow, not {type(source).__name__}"
+        )
+    hit = cache.get(key)
+    if hit is not None and hit.fresh() and (key[0] != "workflow" or hit.workflow is source):
+        return hit
     specs = _specs(engine)
     namespaces = tuple(engine.state.keys())
-    if isinstance(source, str) and "\n" in source:
-        return parse_workflow(source, processes=specs, namespaces=namespaces)
-    if isinstance(source, str | os.PathLike):
-        return load_workflow(source, processes=specs, namespaces=namespaces)
-    raise TypeError(
-        f"a workflow is a file path, YAML text or a Workflow, not {type(source).__name__}"
-    )
+    files: dict[str, tuple[int, int] | None] = {}
+    if isinstance(source, Workflow):
+        workflow = source
+    elif key[0] == "text":
+        workflow = parse_workflow(str(source), processes=specs, namespaces=namespaces)
+    else:
+        files[key[1]] = _stamp(key[1])
+        workflow = load_workflow(source, processes=specs, namespaces=namespaces)
+    for step in iter_steps(workflow.steps):
+        if isinstance(step, RunStep) and step.workflow is not None:
+            files[step.workflow] = _stamp(step.workflow)
+    loaded = _Loaded(workflow, files)
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = loaded
+    return loaded
 
 
-class _Run:
-    def __init__(self, engine: Any, inputs: Mapping[str, Any], max_ops: int) -> None:
-        self.engine = engine
-        self.inputs = inputs
-        self.max_ops = max_ops
-        self.ops = 0
-        self.lock = threading.Lock()
-
-    def count(self, loc: Loc, what: str, executed: list[str]) -> None:
-        with self.lock:
-            self.ops += 1
-            over = self.ops > self.max_ops
-        if over:
-            raise WorkflowLimitError(
-                f"{loc}: {loc.key_path}: the run exceeded max_ops={self.max_ops} at {what}",
-                loc.file,
-                loc.line,
-                loc.column,
-                None,
-                tuple(executed),
-            )
-
-    def scope(self) -> Mapping[str, Any]:
-        return snapshot_scope(self.engine.state, self.inputs)
-
-    def steps(self, steps: tuple[Step, ...], executed: list[str]) -> None:
-        for step in steps:
-            self.step(step, executed)
-
-    def step(self, step: Step, executed: list[str]) -> None:
-        loc = step.loc
-        if isinstance(step, ProcessStep):
-            self.count(loc, f"process {step.process!r}", executed)
-            kwargs: dict[str, Any] = {}
-            if step.with_:
-                scope = None
-                for key, value in step.with_.items():
-                    if isinstance(value, Expr):
-                        scope = scope if scope is not None else self.scope()
-                        value = value.expression.evaluate(scope)
-                    kwargs[key] = value
-            try:
-                self.engine.execute(step.process, **kwargs)
-            except Exception as exc:
-                raise WorkflowError(
-                    f"{loc}: {loc.key_path}: process {step.process!r} failed: "
-                    f"{type(exc).__name__}: {exc}",
-                    loc.file,
-                    loc.line,
-                    loc.column,
-                    step.process,
-                    tuple(executed),
-                ) from exc
-            executed.append(step.process)
-        elif isinstance(step, IfStep):
-            self.count(loc, "`flux: if`", executed)
-            branch = step.then if step.condition.test(self.scope()) else step.else_
-            self.steps(branch, executed)
-        elif isinstance(step, WhileStep):
-            self.count(loc, "`flux: while`", executed)
-            iterations = 0
-            while step.condition.test(self.scope()):
-                if step.max_iterations is not None and iterations >= step.max_iterations:
-                    raise WorkflowLimitError(
-                        f"{loc}: {loc.key_path}: the loop's condition is still true after "
-                        f"max_iterations={step.max_iterations}",
-                        loc.file,
-                        loc.line,
-                        loc.column,
-                        None,
-                        tuple(executed),
-                    )
-                iterations += 1
-                self.count(loc, f"`flux: while` iteration {iterations}", executed)
-                self.steps(step.body, executed)
-        elif isinstance(step, RunStep):
-            self.count(loc, "`flux: run`", executed)
-            self.steps(step.steps, executed)
-        else:
-            self.count(loc, "`flux: parallel`", executed)
-            self.parallel(step, executed)
-
-    def parallel(self, step: ParallelStep, executed: list[str]) -> None:
-        results: list[list[str]] = [[] for _ in step.branches]
-        errors: list[BaseException | None] = [None] * len(step.branches)
-
-        def branch(i: int) -> None:
-            try:
-                self.steps(step.branches[i], results[i])
-            except BaseException as exc:  # re-raised below, in branch order
-                errors[i] = exc
-
-        with ThreadPoolExecutor(max_workers=len(step.branches)) as pool:
-            list(pool.map(branch, range(len(step.branches))))
-        for done in results:
-            executed.extend(done)
-        for exc in errors:
-            if exc is not None:
-                raise exc
-
-
-def run_workflow(
-    engine: Any,
-    workflow: Workflow | str | os.PathLike[str],
-    *,
-    inputs: Mapping[str, Any] | None = None,
-    max_ops: int | None = None,
-) -> WorkflowRun:
-    """Run ``workflow`` on ``engine`` and return a :class:`WorkflowRun` (blocking).
-
-    ``inputs`` override the workflow's declared input defaults (an input declared with a
-    null default must be given). ``max_ops`` (else the file's ``max_ops``, else
-    ``DEFAULT_MAX_OPS``) bounds the operations: one per step entered, one per loop iteration.
-    A failing process raises :class:`WorkflowError`; a limit :class:`WorkflowLimitError`;
-    a condition that cannot be evaluated :class:`FluxError`. Earlier commits stay.
-    """
-    program = load_for_engine(engine, workflow)
+def _inputs(program: Workflow, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
     given = dict(inputs or {})
     for key in given:
         if key not in program.inputs:
             declared = ", ".join(program.inputs) or "none"
-            raise TypeError(
-                f"run_workflow(inputs=...): unknown input {key!r} (declared: {declared})"
-            )
+            raise TypeError(f"inputs=: unknown input {key!r} (declared: {declared})")
     values: dict[str, Any] = {}
     for key, default in program.inputs.items():
         if key in given:
@@ -207,13 +114,150 @@ def run_workflow(
             )
         else:
             values[key] = default
+    return values
+
+
+def _callbacks(on_event: Any) -> tuple[Callable[[FluxEvent], Any], ...]:
+    if on_event is None:
+        return ()
+    if callable(on_event):
+        return (on_event,)
+    if isinstance(on_event, Iterable) and not isinstance(on_event, str | bytes):
+        callbacks = tuple(on_event)
+        if all(callable(c) for c in callbacks):
+            return callbacks
+    raise TypeError(f"on_event= must be a callable or a list of callables, not {on_event!r}")
+
+
+class _EngineHost:
+    """The machine's view of a :class:`theus.TheusEngine` (spec/18 §6)."""
+
+    def __init__(self, engine: Any, loaded: _Loaded, publish: bool) -> None:
+        self.engine = engine
+        self.by_name = engine._by_name
+        self.core = engine._core
+        self.hub = engine._hub if publish else None
+        self.natives = _natives(engine, loaded)
+
+    def step(self, process: str, kwargs: dict[str, Any]) -> int:
+        spec, handle = self.by_name[process]
+        return int(self.engine._step(spec, handle, kwargs))
+
+    async def astep(self, process: str, kwargs: dict[str, Any]) -> int:
+        spec, handle = self.by_name[process]
+        return int(await self.engine._astep(spec, handle, kwargs))
+
+    def snapshot(self) -> Any:
+        return self.core.snapshot()
+
+    def test(self, expression: Expression, inputs: Mapping[str, Any]) -> bool:
+        native = self.natives.get(id(expression)) if self.natives else None
+        if native is not None:
+            return bool(native.test(inputs))
+        return expression.test(snapshot_scope(self.core.snapshot(), inputs))
+
+    def publish(self, event: FluxEvent) -> None:
+        if self.hub is not None:
+            self.hub.publish(event)
+
+    def watched(self) -> bool:
+        return self.hub is not None and getattr(self.hub, "receiver_count", 1) > 0
+
+
+def _natives(engine: Any, loaded: _Loaded) -> dict[int, Any]:
+    """The backend's native form of each condition (capability ``native-conditions``),
+    compiled once per loaded workflow; empty when the backend has none."""
+    if loaded.natives is None:
+        natives: dict[int, Any] = {}
+        compile_native = getattr(engine._core, "compile_expression", None)
+        if compile_native is not None:
+            for step in iter_steps(loaded.workflow.steps):
+                if isinstance(step, IfStep | WhileStep):
+                    native = compile_native(step.condition)
+                    if native is not None:
+                        natives[id(step.condition)] = native
+        loaded.natives = natives
+    return loaded.natives
+
+
+def _fork(engine: Any) -> Any:
+    """A throw-away engine on the same backend holding the current snapshot's data at its
+    version, with the same processes, schema and audit recipe (spec/18 §6, dry runs)."""
+    from ..engine import TheusEngine
+
+    snapshot = engine._core.snapshot()
+    audit = engine._audit
+    fork = TheusEngine(
+        context=snapshot.to_dict(),
+        backend=engine._backend,
+        strict_guards=engine._strict_guards,
+        strict_cas=engine._strict_cas,
+        audit_recipe=None if audit is None else audit.recipe,
+        version=snapshot.version,
+    )
+    schema = engine._pipeline.find("schema")
+    if schema is not None:
+        fork._pipeline.add(schema, index=0)
+    for spec, _ in engine._by_name.values():
+        fork._entry(spec.func)
+    return fork
+
+
+def prepare(
+    engine: Any,
+    workflow: Workflow | str | os.PathLike[str],
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    max_ops: int | None = None,
+    on_event: Any = None,
+    dry_run: bool = False,
+    run_id: str | None = None,
+    position: Position | Mapping[str, Any] | None = None,
+) -> tuple[Machine, Any]:
+    """Load ``workflow`` for ``engine`` and build the run's machine; also the dry run's fork
+    engine (or None), which the caller closes when the run ends."""
     if max_ops is not None and (
         not isinstance(max_ops, int) or isinstance(max_ops, bool) or max_ops < 1
     ):
-        raise TypeError(f"run_workflow(max_ops=...) must be a positive int, not {max_ops!r}")
+        raise TypeError(f"max_ops= must be a positive int, not {max_ops!r}")
+    if not isinstance(dry_run, bool):
+        raise TypeError(f"dry_run= must be a bool, not {dry_run!r}")
+    if run_id is not None and (not isinstance(run_id, str) or not run_id):
+        raise TypeError(f"run_id= must be a non-empty str, not {run_id!r}")
+    callbacks = _callbacks(on_event)
+    if position is not None and not isinstance(position, Position):
+        position = Position.from_json(position)
+    loaded = _load(engine, workflow)
+    program = loaded.workflow
+    values = _inputs(program, inputs)
     limit = max_ops if max_ops is not None else program.max_ops or DEFAULT_MAX_OPS
-    run = _Run(engine, values, limit)
-    executed: list[str] = []
-    start = time.perf_counter()
-    run.steps(program.steps, executed)
-    return WorkflowRun(tuple(executed), engine.state.version, time.perf_counter() - start, run.ops)
+    fork = _fork(engine) if dry_run else None
+    host = _EngineHost(fork if fork is not None else engine, loaded, publish=not dry_run)
+    try:
+        machine = Machine(
+            host,
+            program,
+            run_id=run_id or uuid.uuid4().hex,
+            inputs=values,
+            max_ops=limit,
+            position=position,
+            on_event=callbacks,
+            dry_run=dry_run,
+        )
+    except BaseException:
+        if fork is not None:
+            fork.close()
+        raise
+    return machine, fork
+
+
+def run_workflow(
+    engine: Any,
+    workflow: Workflow | str | os.PathLike[str] | Path,
+    *,
+    inputs: Mapping[str, Any] | None = None,
+    max_ops: int | None = None,
+) -> WorkflowRun:
+    """``engine.execute_workflow(workflow, inputs=..., max_ops=...)``."""
+    result: WorkflowRun = engine.execute_workflow(workflow, inputs=inputs, max_ops=max_ops)
+    return result

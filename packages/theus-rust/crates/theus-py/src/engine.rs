@@ -198,13 +198,13 @@ fn map_return(
 }
 
 /// One attempt: run the function, map its return value, commit. `Ok(Err(conflict))` when the
-/// commit lost.
+/// commit lost; else the return value and the version the commit made.
 fn attempt(
     py: Python<'_>,
     tx: &Py<Tx>,
     handle: &Handle,
     kwargs: Option<&Bound<'_, PyDict>>,
-) -> PyResult<Result<Py<PyAny>, PyErr>> {
+) -> PyResult<Result<(Py<PyAny>, u64), PyErr>> {
     let ctx = Tx::ctx_of(py, tx).ok_or_else(|| context_error(py, "no ctx".into()))?;
     let func = handle.func.bind(py);
     let result = match kwargs {
@@ -213,9 +213,54 @@ fn attempt(
     };
     map_return(py, tx, handle, &result)?;
     match Tx::commit_inner(tx.bind(py), false) {
-        Ok(_) => Ok(Ok(result.unbind())),
+        Ok(snapshot) => Ok(Ok((result.unbind(), snapshot.version()))),
         Err(e) if e.is_instance(py, api(py).conflict_error.bind(py)) => Ok(Err(e)),
         Err(e) => Err(e),
+    }
+}
+
+impl Engine {
+    /// The attempt loop of `execute` and `execute_step`.
+    fn run(
+        slf: &Bound<'_, Self>,
+        handle: &Bound<'_, Handle>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<(Py<PyAny>, u64)> {
+        let py = slf.py();
+        let h = handle.get();
+        let mut attempts: u64 = 0;
+        loop {
+            slf.get().check_open(py)?;
+            let exclusive = h.exclusive_last && attempts > 0 && attempts == h.retries;
+            let process = (Arc::clone(&h.contract), h.name_obj(py));
+            let tx = Tx::begin(py, slf, Some(process), exclusive)?;
+            let outcome = attempt(py, &tx, h, kwargs);
+            tx.get().close_inner(py);
+            match outcome? {
+                Ok(result) => return Ok(result),
+                Err(conflict) => {
+                    attempts += 1;
+                    if attempts > h.retries {
+                        let error = conflict_error(
+                            py,
+                            format!(
+                                "process '{}' lost to concurrent commits {attempts} times \
+                                 (retries={}): {}",
+                                h.name,
+                                h.retries,
+                                conflict.value(py)
+                            ),
+                        );
+                        error.set_cause(py, Some(conflict));
+                        return Err(error);
+                    }
+                }
+            }
+            let delay = slf.get().jitter(attempts, h.backoff_base);
+            if delay > 0.0 {
+                py.detach(|| std::thread::sleep(Duration::from_secs_f64(delay)));
+            }
+        }
     }
 }
 
@@ -359,41 +404,18 @@ impl Engine {
         handle: &Bound<'_, Handle>,
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Py<PyAny>> {
-        let py = slf.py();
-        let h = handle.get();
-        let mut attempts: u64 = 0;
-        loop {
-            slf.get().check_open(py)?;
-            let exclusive = h.exclusive_last && attempts > 0 && attempts == h.retries;
-            let process = (Arc::clone(&h.contract), h.name_obj(py));
-            let tx = Tx::begin(py, slf, Some(process), exclusive)?;
-            let outcome = attempt(py, &tx, h, kwargs);
-            tx.get().close_inner(py);
-            match outcome? {
-                Ok(result) => return Ok(result),
-                Err(conflict) => {
-                    attempts += 1;
-                    if attempts > h.retries {
-                        let error = conflict_error(
-                            py,
-                            format!(
-                                "process '{}' lost to concurrent commits {attempts} times \
-                                 (retries={}): {}",
-                                h.name,
-                                h.retries,
-                                conflict.value(py)
-                            ),
-                        );
-                        error.set_cause(py, Some(conflict));
-                        return Err(error);
-                    }
-                }
-            }
-            let delay = slf.get().jitter(attempts, h.backoff_base);
-            if delay > 0.0 {
-                py.detach(|| std::thread::sleep(Duration::from_secs_f64(delay)));
-            }
-        }
+        Ok(Self::run(slf, handle, kwargs)?.0)
+    }
+
+    /// `execute`, returning `(return value, version its commit made)`: a Flux step
+    /// (spec `18`) reports the version of its own commit.
+    #[pyo3(signature = (handle, kwargs = None))]
+    fn execute_step(
+        slf: &Bound<'_, Self>,
+        handle: &Bound<'_, Handle>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<(Py<PyAny>, u64)> {
+        Self::run(slf, handle, kwargs)
     }
 
     /// Close the engine core (spec `14`): wait for a commit in its critical section (or an

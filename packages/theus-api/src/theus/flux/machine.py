@@ -1,0 +1,672 @@
+"""The Flux machine: a workflow's control flow as an explicit, resumable state machine
+(spec/18-flux.md §5–§7).
+
+The run's state is a stack of frames (:mod:`theus.flux.position`), so it can stop between any
+two steps and continue later, and it can be driven one event at a time. One coroutine,
+:meth:`Machine._run`, holds the semantics for every driver:
+
+- blocking and step-by-step runs drive it with ``send(None)`` and no event loop: an event is a
+  value the coroutine yields (:class:`_Yield`), a process step a plain call;
+- async runs await it on the caller's loop: events are delivered at once, process steps are
+  awaited (``aexecute`` semantics);
+- a ``flux: parallel`` step runs each branch's own stack concurrently (threads, or tasks in
+  async runs); every commit goes through the engine's optimistic concurrency.
+
+The machine drives the engine through a :class:`Host` (the facade provides it): run one
+process step and return the version its commit made, read the latest snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from typing import Any, Protocol
+
+from ..errors import FluxError, WorkflowError, WorkflowLimitError
+from .events import (
+    FluxEvent,
+    RunCompleted,
+    RunFailed,
+    RunStarted,
+    StepCommitted,
+    StepFailed,
+    StepStarted,
+    WorkflowRun,
+)
+from .expr import Expression, snapshot_scope
+from .model import Expr, IfStep, Loc, ParallelStep, ProcessStep, RunStep, Step, WhileStep, Workflow
+from .position import Entry, Fork, Frame, Position, blocks_of
+
+__all__ = ["Host", "Machine", "StepContext", "WorkflowIterator", "current_step"]
+
+log = logging.getLogger("theus")
+
+Draft = tuple[type[FluxEvent], Loc | None, tuple[Any, ...]]
+
+
+class Host(Protocol):
+    """What the machine needs from an engine (the facade, or a dry run's fork of it)."""
+
+    def step(self, process: str, kwargs: dict[str, Any]) -> int:
+        """Run one process step (``execute`` semantics); the version its commit made."""
+        ...
+
+    async def astep(self, process: str, kwargs: dict[str, Any]) -> int:
+        """The same with ``aexecute`` semantics."""
+        ...
+
+    def snapshot(self) -> Any:
+        """The latest committed snapshot."""
+        ...
+
+    def test(self, expression: Expression, inputs: Mapping[str, Any]) -> bool:
+        """The condition's truth on the latest committed snapshot."""
+        ...
+
+    def publish(self, event: FluxEvent) -> None:
+        """Publish an event on the engine's hub (a no-op for a dry run)."""
+        ...
+
+    def watched(self) -> bool:
+        """True when something may receive events from the hub."""
+        ...
+
+
+class _Frame:
+    """A live frame: the block's steps, which block of its owner, the next index, the
+    iteration (while bodies, from 1)."""
+
+    __slots__ = ("block", "iteration", "next", "steps")
+
+    def __init__(self, steps: tuple[Step, ...], block: int, nxt: int = 0, iteration: int = 0):
+        self.steps = steps
+        self.block = block
+        self.next = nxt
+        self.iteration = iteration
+
+
+class _Fork:
+    """A live parallel step: each branch's stack (empty once the branch ended)."""
+
+    __slots__ = ("stacks",)
+
+    def __init__(self, stacks: list[list[_Frame | _Fork]]) -> None:
+        self.stacks = stacks
+
+
+_Live = _Frame | _Fork
+
+
+def _freeze(stack: Sequence[_Live]) -> tuple[Entry, ...] | None:
+    """The plain position of a live stack (``None`` when it is empty); the caller holds the
+    machine's lock. Bounded: forks nest at most as deep as the program."""
+    if not stack:
+        return None
+    out: list[Entry] = []
+    for entry in stack:
+        if isinstance(entry, _Frame):
+            out.append(Frame(entry.block, entry.next, entry.iteration))
+        else:
+            out.append(Fork(tuple(_freeze(branch) for branch in entry.stacks)))
+    return tuple(out)
+
+
+def _thaw(stack: Sequence[Entry], steps: tuple[Step, ...], bottom_block: int) -> list[_Live]:
+    """Live frames for a checked position (``Position.check`` ran first)."""
+    live: list[_Live] = []
+    blocks: tuple[tuple[Step, ...], ...] = ((),) * bottom_block + (steps,)
+    for entry in stack:
+        if isinstance(entry, Fork):
+            owner = _owner(live)
+            assert isinstance(owner, ParallelStep)
+            live.append(
+                _Fork(
+                    [
+                        [] if b is None else _thaw(b, owner.branches[i], i)
+                        for i, b in enumerate(entry.branches)
+                    ]
+                )
+            )
+            break
+        frame = _Frame(blocks[entry.block], entry.block, entry.next, entry.iteration)
+        live.append(frame)
+        if frame.next < len(frame.steps):
+            blocks = blocks_of(frame.steps[frame.next])
+    return live
+
+
+def _owner(stack: Sequence[_Live]) -> Step:
+    parent = stack[-1]
+    assert isinstance(parent, _Frame)
+    return parent.steps[parent.next]
+
+
+class _Yield:
+    """An event draft handed to a driver that runs the coroutine with ``send``."""
+
+    __slots__ = ("draft",)
+
+    def __init__(self, draft: Draft) -> None:
+        self.draft = draft
+
+    def __await__(self) -> Generator[Draft, None, None]:
+        yield self.draft
+
+
+class _Stopped(Exception):
+    """The run was cancelled between two steps."""
+
+
+class StepContext:
+    """The process step a workflow is running, for commit stages (durability): read it with
+    ``theus.flux.machine.current_step.get()`` on the thread (or task) the step runs on — in a
+    stage's ``before_commit``; ``after_commit`` may run on another committer's thread.
+
+    Valid only while the step runs. :meth:`landed` records that the step's commit landed (the
+    machine does it itself when the step returns; a durable stage may do it earlier, from
+    ``after_commit``, so that the position it stores with the commit counts the step);
+    :meth:`position` is the run's position (spec/18 §5.2)."""
+
+    __slots__ = ("_at", "_frame", "_index", "_machine", "process")
+
+    def __init__(
+        self,
+        machine: Machine,
+        process: str,
+        frame: _Frame,
+        index: int,
+        at: tuple[list[_Live], tuple[int, ...], tuple[int, ...], Any],
+    ) -> None:
+        self._machine = machine
+        self.process = process
+        self._frame = frame
+        self._index = index
+        self._at = at
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self._machine.run_id
+
+    @property
+    def address(self) -> tuple[int, ...]:
+        """The step's program address (spec/18 §5.1)."""
+        stack, prefix, _, fork = self._at
+        with self._machine.lock:
+            return _address(stack, prefix, fork is not None)
+
+    @property
+    def iterations(self) -> tuple[int, ...]:
+        """The iterations of the enclosing ``while`` loops, outermost first."""
+        stack, _, outer, _ = self._at
+        with self._machine.lock:
+            return outer + _iterations(stack)
+
+    def landed(self) -> None:
+        """Count the step as done in the run's position (idempotent)."""
+        with self._machine.lock:
+            self._frame.next = self._index + 1
+
+    def position(self) -> Position:
+        """The run's position now."""
+        return self._machine.position()
+
+
+#: the step being run on this thread or task, or None (see :class:`StepContext`)
+current_step: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
+    "theus_flux_current_step", default=None
+)
+
+
+class Machine:
+    """One run of one workflow; create it, then drive it with :meth:`events` (blocking or
+    step by step) or :meth:`arun` (async)."""
+
+    def __init__(
+        self,
+        host: Host,
+        workflow: Workflow,
+        *,
+        run_id: str,
+        inputs: Mapping[str, Any],
+        max_ops: int,
+        position: Position | None = None,
+        on_event: Sequence[Callable[[FluxEvent], Any]] = (),
+        dry_run: bool = False,
+    ) -> None:
+        self.host = host
+        self.workflow = workflow
+        self.run_id = run_id
+        self.inputs = dict(inputs)
+        self.max_ops = max_ops
+        self.on_event = tuple(on_event)
+        self.dry_run = dry_run
+        self.resumed = position is not None
+        if position is None:
+            position = Position((Frame(0, 0),))
+        position.check(workflow)
+        self.stack: list[_Live] = _thaw(position.stack, workflow.steps, 0)
+        self.ops = position.ops
+        self.seq = position.seq
+        self.executed: list[str] = []
+        self.lock = threading.Lock()
+        self.cancelled = False
+        self.always = bool(self.on_event)
+        self.started = time.perf_counter()
+        self.result: WorkflowRun | None = None
+        self.error: BaseException | None = None
+        self._async = False
+
+    # -- position ------------------------------------------------------------------------
+    def position(self) -> Position:
+        """Where the run is: every step whose commit landed and was recorded (spec/18 §5.2).
+        Thread-safe: every change of the frames is made under the machine's lock."""
+        with self.lock:
+            return Position(_freeze(self.stack) or (), self.ops, self.seq)
+
+    # -- counting and checks -------------------------------------------------------------
+    def _count(self, step: Step, executed: list[str], iteration: int = 0) -> None:
+        """Count one operation (entering ``step``, or its loop's ``iteration``)."""
+        with self.lock:
+            self.ops += 1
+            if self.ops <= self.max_ops:
+                return
+        loc = step.loc
+        if isinstance(step, ProcessStep):
+            what = f"process {step.process!r}"
+        else:
+            kind = type(step).__name__.removesuffix("Step").lower()
+            what = f"`flux: {kind}`" + (f" iteration {iteration}" if iteration else "")
+        raise WorkflowLimitError(
+            f"{loc}: {loc.key_path}: the run exceeded max_ops={self.max_ops} at {what}",
+            loc.file,
+            loc.line,
+            loc.column,
+            None,
+            tuple(executed),
+        )
+
+    def _test(self, expression: Expression) -> bool:
+        return self.host.test(expression, self.inputs)
+
+    def _kwargs(self, step: ProcessStep) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        scope: Mapping[str, Any] | None = None
+        for key, value in step.with_.items():
+            if isinstance(value, Expr):
+                if scope is None:
+                    scope = snapshot_scope(self.host.snapshot(), self.inputs)
+                value = value.expression.evaluate(scope)
+            kwargs[key] = value
+        return kwargs
+
+    def _observed(self) -> bool:
+        return self.always or self.host.watched()
+
+    async def _emit(self, draft: Draft) -> None:
+        """Deliver at once (async runs); blocking runs replace this with :class:`_Yield`."""
+        self._deliver(self._build(draft))
+
+    def _build(self, draft: Draft) -> FluxEvent:
+        cls, loc, fields = draft
+        seq = self.seq
+        self.seq = seq + 1
+        return cls(self.run_id, seq, loc, *fields)
+
+    def _deliver(self, event: FluxEvent) -> None:
+        for callback in self.on_event:
+            try:
+                callback(event)
+            except Exception:
+                log.exception("an on_event callback of run %s raised; the run goes on", self.run_id)
+        self.host.publish(event)
+
+    # -- the machine ---------------------------------------------------------------------
+    async def _run(
+        self,
+        stack: list[_Live],
+        executed: list[str],
+        prefix: tuple[int, ...],
+        outer: tuple[int, ...],
+        fork: tuple[_Fork, int] | None,
+    ) -> None:
+        """Run ``stack`` until it is empty. ``prefix``/``outer``: the address and the loop
+        iterations above it (a parallel branch's); ``fork``: the branch's fork and index."""
+        emit: Callable[[Draft], Any] = self._emit if self._async else _Yield
+        lock = self.lock
+        at = (stack, prefix, outer, fork)
+        while stack:
+            if self.cancelled:
+                raise _Stopped
+            top = stack[-1]
+            if isinstance(top, _Fork):
+                await self._parallel(stack, executed, prefix, outer, fork is not None)
+                continue
+            steps = top.steps
+            index = top.next
+            if index >= len(steps):
+                if len(stack) > 1:
+                    owner = _owner(stack[:-1])
+                    if isinstance(owner, WhileStep) and self._again(owner, top, executed):
+                        continue
+                with lock:
+                    stack.pop()
+                    if stack:
+                        parent = stack[-1]
+                        assert isinstance(parent, _Frame)
+                        parent.next += 1
+                continue
+            step = steps[index]
+            if isinstance(step, ProcessStep):
+                loc = step.loc
+                self._count(step, executed)
+                kwargs = self._kwargs(step) if step.with_ else {}
+                observed = self.always or self.host.watched()
+                if observed:
+                    address = _address(stack, prefix, fork is not None)
+                    iterations = outer + _iterations(stack)
+                    fields = (step.process, address, iterations)
+                    await emit((StepStarted, loc, fields))
+                    began = time.perf_counter()
+                token = current_step.set(StepContext(self, step.process, top, index, at))
+                try:
+                    if self._async:
+                        version = await self.host.astep(step.process, kwargs)
+                    else:
+                        version = self.host.step(step.process, kwargs)
+                except Exception as exc:
+                    if observed:
+                        failed = (*fields, exc, time.perf_counter() - began)
+                        await emit((StepFailed, loc, failed))
+                    raise WorkflowError(
+                        f"{loc}: {loc.key_path}: process {step.process!r} failed: "
+                        f"{type(exc).__name__}: {exc}",
+                        loc.file,
+                        loc.line,
+                        loc.column,
+                        step.process,
+                        tuple(executed),
+                    ) from exc
+                finally:
+                    current_step.reset(token)
+                with lock:
+                    top.next = index + 1
+                executed.append(step.process)
+                if observed:
+                    done = (*fields, version, time.perf_counter() - began)
+                    await emit((StepCommitted, loc, done))
+            elif isinstance(step, IfStep):
+                self._count(step, executed)
+                frame = (
+                    _Frame(step.then, 0) if self._test(step.condition) else _Frame(step.else_, 1)
+                )
+                with lock:
+                    stack.append(frame)
+            elif isinstance(step, WhileStep):
+                self._count(step, executed)
+                if self._test(step.condition):
+                    self._count(step, executed, 1)
+                    with lock:
+                        stack.append(_Frame(step.body, 0, 0, 1))
+                else:
+                    with lock:
+                        top.next = index + 1
+            elif isinstance(step, RunStep):
+                self._count(step, executed)
+                with lock:
+                    stack.append(_Frame(step.steps, 0))
+            else:
+                self._count(step, executed)
+                branches: list[list[_Live]] = [[_Frame(b, i)] for i, b in enumerate(step.branches)]
+                with lock:
+                    stack.append(_Fork(branches))
+
+    def _again(self, loop: WhileStep, body: _Frame, executed: list[str]) -> bool:
+        """At the end of a loop body: start the next iteration if the condition holds."""
+        if not self._test(loop.condition):
+            return False
+        loc = loop.loc
+        if loop.max_iterations is not None and body.iteration >= loop.max_iterations:
+            raise WorkflowLimitError(
+                f"{loc}: {loc.key_path}: the loop's condition is still true after "
+                f"max_iterations={loop.max_iterations}",
+                loc.file,
+                loc.line,
+                loc.column,
+                None,
+                tuple(executed),
+            )
+        self._count(loop, executed, body.iteration + 1)
+        with self.lock:
+            body.iteration += 1
+            body.next = 0
+        return True
+
+    async def _parallel(
+        self,
+        stack: list[_Live],
+        executed: list[str],
+        prefix: tuple[int, ...],
+        outer: tuple[int, ...],
+        branch: bool,
+    ) -> None:
+        """Run the fork on top of ``stack`` to its end, then step past the parallel step."""
+        fork = stack[-1]
+        assert isinstance(fork, _Fork)
+        parent = stack[-2]
+        assert isinstance(parent, _Frame)
+        here = _address(stack[:-1], prefix, branch)
+        iterations = outer + _iterations(stack[:-1])
+        results: list[list[str]] = [[] for _ in fork.stacks]
+        errors: list[BaseException | None] = [None] * len(fork.stacks)
+        branches = [
+            self._run(s, results[i], here, iterations, (fork, i)) for i, s in enumerate(fork.stacks)
+        ]
+        if self._async:
+            outcome = await asyncio.gather(*branches, return_exceptions=True)
+            for i, value in enumerate(outcome):
+                if isinstance(value, BaseException):
+                    errors[i] = value
+        else:
+            await self._threads(branches, fork, errors)
+        for done in results:
+            executed.extend(done)
+        for exc in errors:
+            if exc is not None:
+                raise exc
+        with self.lock:
+            stack.pop()
+            parent.next += 1
+
+    async def _threads(
+        self, branches: list[Any], fork: _Fork, errors: list[BaseException | None]
+    ) -> None:
+        """Drive each branch coroutine on its own thread; forward their events, in the order
+        they arrive, to this coroutine's driver."""
+        inbox: queue.SimpleQueue[tuple[int, Draft | None]] = queue.SimpleQueue()
+
+        def drive(i: int) -> None:
+            coro = branches[i]
+            try:
+                while True:
+                    inbox.put((i, coro.send(None)))
+            except StopIteration:
+                pass
+            except BaseException as exc:  # re-raised by the driving thread, in branch order
+                errors[i] = exc
+            finally:
+                inbox.put((i, None))
+
+        threads = [
+            threading.Thread(target=drive, args=(i,), name=f"theus-flux-{self.run_id}-{i}")
+            for i in range(len(branches))
+        ]
+        for thread in threads:
+            thread.start()
+        remaining = len(threads)
+        try:
+            while remaining:
+                _, draft = inbox.get()
+                if draft is None:
+                    remaining -= 1
+                else:
+                    await _Yield(draft)
+        finally:
+            if remaining:  # the driver stopped the run: branches stop at their next step
+                self.cancelled = True
+            for thread in threads:
+                thread.join()
+
+    # -- drivers -------------------------------------------------------------------------
+    def _outcome(self, run_error: BaseException | None) -> Draft:
+        if run_error is None:
+            snapshot = self.host.snapshot()
+            self.result = WorkflowRun(
+                tuple(self.executed),
+                snapshot.version,
+                time.perf_counter() - self.started,
+                self.ops,
+                self.run_id,
+                self.dry_run,
+                snapshot,
+            )
+            return (RunCompleted, None, (self.result,))
+        self.error = run_error
+        file = getattr(run_error, "file", None)
+        loc = None
+        if isinstance(file, str):
+            line, column = getattr(run_error, "line", None), getattr(run_error, "column", None)
+            loc = Loc(file, line or 0, column or 0, getattr(run_error, "key_path", None) or "")
+        return (RunFailed, loc, (run_error,))
+
+    def _start(self) -> Draft:
+        workflow = self.workflow
+        fields = (workflow.name, workflow.source, dict(self.inputs), self.resumed, self.dry_run)
+        return (RunStarted, None, fields)
+
+    def events(self) -> Generator[FluxEvent, None, None]:
+        """Drive the run, yielding each event as it happens (blocking; no event loop). After
+        ``RunFailed`` the next ``next()`` raises the run's error. Closing the iterator stops
+        the run between steps."""
+        observed = self._observed()
+        if observed:
+            event = self._build(self._start())
+            self._deliver(event)
+            yield event
+        coro = self._run(self.stack, self.executed, (), (), None)
+        failure: BaseException | None = None
+        try:
+            while True:
+                event = self._build(coro.send(None))
+                self._deliver(event)
+                yield event
+        except StopIteration:
+            pass
+        except (WorkflowError, FluxError) as exc:
+            failure = exc
+        except _Stopped:
+            return
+        finally:
+            coro.close()
+        outcome = self._outcome(failure)
+        if self._observed():
+            event = self._build(outcome)
+            self._deliver(event)
+            yield event
+        if failure is not None:
+            raise failure
+
+    async def arun(self) -> WorkflowRun:
+        """Run to the end on the running event loop (process steps awaited)."""
+        self._async = True
+        if self._observed():
+            self._deliver(self._build(self._start()))
+        try:
+            await self._run(self.stack, self.executed, (), (), None)
+        except (WorkflowError, FluxError) as exc:
+            outcome = self._outcome(exc)
+            if self._observed():
+                self._deliver(self._build(outcome))
+            raise
+        outcome = self._outcome(None)
+        if self._observed():
+            self._deliver(self._build(outcome))
+        assert self.result is not None
+        return self.result
+
+
+def _iterations(stack: Sequence[_Live]) -> tuple[int, ...]:
+    """The iterations of the while bodies on ``stack``, outermost first."""
+    return tuple(f.iteration for f in stack if isinstance(f, _Frame) and f.iteration)
+
+
+def _address(stack: Sequence[_Live], prefix: tuple[int, ...], branch: bool) -> tuple[int, ...]:
+    """The program address of the step the top frame points at (spec/18 §5.1)."""
+    parts = list(prefix)
+    for k, entry in enumerate(stack):
+        if not isinstance(entry, _Frame):  # pragma: no cover - a fork is never below a frame
+            break
+        if k == 0 and not branch:
+            parts.append(entry.next)
+        else:
+            parts += (entry.block, entry.next)
+    return tuple(parts)
+
+
+class WorkflowIterator(Iterator[FluxEvent]):
+    """``engine.iter_workflow(...)``: one event per ``next()``; the run advances only when
+    asked. ``position`` is where it is, ``run`` the result once it completed; ``close()``
+    stops it between steps (nothing half-committed)."""
+
+    def __init__(self, machine: Machine, fork: Any = None) -> None:
+        self._machine = machine
+        self._events = machine.events()
+        self._fork = fork
+
+    def __iter__(self) -> WorkflowIterator:
+        return self
+
+    def __next__(self) -> FluxEvent:
+        try:
+            return next(self._events)
+        except BaseException:
+            self._finish()
+            raise
+
+    def _finish(self) -> None:
+        fork, self._fork = self._fork, None
+        if fork is not None:
+            fork.close()
+
+    @property
+    def run_id(self) -> str:
+        """The run's id."""
+        return self._machine.run_id
+
+    @property
+    def position(self) -> Position:
+        """The run's current position (resume with ``position=``)."""
+        return self._machine.position()
+
+    @property
+    def run(self) -> WorkflowRun | None:
+        """The result, once ``RunCompleted`` was yielded."""
+        return self._machine.result
+
+    def cancel(self) -> None:
+        """Ask the run to stop before its next step (thread-safe; the driving thread sees it
+        at the next step boundary)."""
+        self._machine.cancelled = True
+
+    def close(self) -> None:
+        """Stop the run before its next step; the position stays readable."""
+        self._machine.cancelled = True
+        try:
+            self._events.close()
+        finally:
+            self._finish()

@@ -356,3 +356,47 @@ def test_path_cache_is_bounded_and_stays_correct() -> None:
     assert bad(stage, S("domain.by_key.k1", "x")).path == "domain.by_key.k1"
     check(stage, S("domain.count", 1))
     assert bad(stage, S("domain.count", "1")).expected == "int"  # the fast path still refuses
+
+
+def test_native_plan_is_the_live_table_of_one_call_paths(stage: SchemaStage) -> None:
+    plan = stage.native_plan()
+    assert plan is not None
+    table, error = plan
+    assert error is pydantic.ValidationError
+    assert table == {}
+    check(
+        stage,
+        S("domain.count", 1),
+        S("domain.positive", 2),
+        S("domain.name", None),
+        S("domain.tags", ["a"]),  # a list annotation: not one call
+        S("domain.events", ["e"]),  # a zone marker
+        S("domain.by_key.k", 1),
+        S("domain.sig_ping", 1),
+    )
+    assert set(table) == {
+        ("domain", "count"),
+        ("domain", "positive"),
+        ("domain", "name"),
+        ("domain", "by_key", "k"),
+        ("domain", "sig_ping"),
+    }
+    table[("domain", "count")](3, strict=True)
+    with pytest.raises(pydantic.ValidationError):
+        table[("domain", "count")]("3", strict=True)
+    with pytest.raises(pydantic.ValidationError):
+        table[("domain", "positive")](0, strict=True)
+    again = stage.native_plan()
+    assert again is not None and again[0] is table  # the same dict, filled in place
+
+
+def test_native_plan_of_a_subclass_overriding_before_commit() -> None:
+    class Wrapped(SchemaStage):
+        def before_commit(self, changes: Changes) -> None:
+            super().before_commit(changes)
+
+    class Named(SchemaStage):
+        name = "named"
+
+    assert Wrapped(Root).native_plan() is None
+    assert Named(Root).native_plan() is not None

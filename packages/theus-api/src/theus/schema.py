@@ -390,9 +390,24 @@ class SchemaStage(Stage):
         self._root = _root_of(schema, compiler)
         compiler.finish()
         self._cache: dict[Path, _Target] = {}
-        # the paths whose set needs one validator call and nothing else (a subset of _cache)
+        # the paths whose set needs one validator call and nothing else (a subset of _cache);
+        # handed to backends by native_plan: cleared, never replaced
         self._fast: dict[Path, Any] = {}
         self._validation_error: type[Exception] = compiler.pydantic.ValidationError
+
+    def native_plan(self) -> tuple[dict[Path, Any], type[Exception]] | None:
+        """The stage's native plan (spec/16, Native plan): ``(table, error_class)``.
+
+        ``table`` is the stage's live dict from a path to the ``validate_python`` of a path
+        whose ``set`` needs that one call and nothing else (filled as commits resolve paths);
+        ``error_class`` is pydantic's ``ValidationError``. A backend may call
+        ``table[path](value, strict=True)`` for a commit made only of such sets instead of
+        :meth:`before_commit`, and calls :meth:`before_commit` when one raises ``error_class``.
+        ``None`` for a subclass that overrides :meth:`before_commit`.
+        """
+        if type(self).before_commit is not SchemaStage.before_commit:
+            return None
+        return self._fast, self._validation_error
 
     # -- resolution --------------------------------------------------------------------------
     def _target(self, path: Path) -> _Target:

@@ -2,26 +2,32 @@
 //! the `changes` handed to them, and the ordered hand-over of landed commits.
 
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use pyo3::exceptions::PyException;
+use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyFrozenSet, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFrozenSet, PyString, PyTuple, PyType};
 use theus_core::{Change, Path, Transaction};
 
 use crate::convert::wrap;
 use crate::engine::Engine;
 use crate::{api, Leaf};
 
+/// The `before_commit` hooks (none: `None`) and the native plan of the only one, if any.
+type Before = (Option<Py<PyTuple>>, Option<Arc<Plan>>);
+
 /// What the pipeline needs from this engine's commits, as last told by its `watch` callback.
 #[derive(Default)]
 pub(crate) struct Hooks {
-    /// The `before_commit` hooks, in order (none: `None`). Cloned out before any call.
-    hooks: Mutex<Option<Py<PyTuple>>>,
+    /// The `before_commit` hooks, in order (none: `None`), and the native plan of the only
+    /// one when it has one; replaced together. Cloned out before any call.
+    hooks: Mutex<Before>,
     before: AtomicBool,
     always: AtomicBool,
     signals: AtomicBool,
@@ -40,7 +46,15 @@ impl Hooks {
         if !self.has_before() {
             return None;
         }
-        self.hooks.lock().as_ref().map(|t| t.clone_ref(py))
+        self.hooks.lock().0.as_ref().map(|t| t.clone_ref(py))
+    }
+
+    /// The native plan of the only `before_commit` hook, if it has one (spec `15`, `16`).
+    pub(crate) fn plan(&self) -> Option<Arc<Plan>> {
+        if !self.has_before() {
+            return None;
+        }
+        self.hooks.lock().1.clone()
     }
 
     /// Whether a commit carrying `signals` / `outbox` messages must be handed over.
@@ -69,7 +83,11 @@ impl Watcher {
     ) -> PyResult<()> {
         let has = |name: &str| wants.contains(name);
         let has_before = !before.is_empty();
-        let fresh = has_before.then(|| before.clone().unbind());
+        let plan = match before.len() {
+            1 => Plan::of(&before.get_item(0)?)?.map(Arc::new),
+            _ => None,
+        };
+        let fresh = (has_before.then(|| before.clone().unbind()), plan);
         let replaced = std::mem::replace(&mut *self.hooks.hooks.lock(), fresh);
         drop(replaced); // outside the mutex
         self.hooks.always.store(has("always")?, Ordering::Release);
@@ -77,6 +95,120 @@ impl Watcher {
         self.hooks.outbox.store(has("outbox")?, Ordering::Release);
         self.hooks.before.store(has_before, Ordering::Release);
         Ok(())
+    }
+}
+
+/// The resolved validators a [`Plan`] keeps at most (then it starts afresh), as the schema
+/// stage's own cache (spec `16`).
+const PLAN_LIMIT: usize = 4096;
+
+/// A `before_commit` stage's native plan (spec `15`; the schema stage's, spec `16`, Native
+/// plan): its live table `{path tuple: validator}`, the validators already found in it by
+/// path, and the class of the failures that send a commit to the full `before_commit`.
+pub(crate) struct Plan {
+    table: Py<PyDict>,
+    invalid: Py<PyType>,
+    /// `("strict",)`: the keyword names of every validator call (`validator(value, strict=True)`).
+    strict: Py<PyTuple>,
+    /// Found in `table`. A path maps to one validator for the life of the stage, so this
+    /// stays right when the stage clears its table; bounded by [`PLAN_LIMIT`].
+    found: Mutex<HashMap<Path, Py<PyAny>, foldhash::fast::RandomState>>,
+}
+
+/// What [`Plan::check`] found.
+pub(crate) enum Verdict {
+    /// Every change validated: the commit goes on without `before_commit`.
+    Passed,
+    /// A change the plan cannot check, or a validator failed: call `before_commit`.
+    Full,
+}
+
+impl Plan {
+    /// The plan of `hook` (a bound `before_commit`) when its stage offers one.
+    fn of(hook: &Bound<'_, PyAny>) -> PyResult<Option<Plan>> {
+        let py = hook.py();
+        if !hook.hasattr(intern!(py, "__self__"))? {
+            return Ok(None);
+        }
+        let stage = hook.getattr(intern!(py, "__self__"))?;
+        if !stage.hasattr(intern!(py, "native_plan"))? {
+            return Ok(None);
+        }
+        let offered = stage.call_method0(intern!(py, "native_plan"))?;
+        if offered.is_none() {
+            return Ok(None);
+        }
+        let (table, invalid): (Bound<'_, PyDict>, Bound<'_, PyType>) = offered.extract()?;
+        Ok(Some(Plan {
+            table: table.unbind(),
+            invalid: invalid.unbind(),
+            strict: PyTuple::new(py, [intern!(py, "strict")])?.unbind(),
+            found: Mutex::new(HashMap::default()),
+        }))
+    }
+
+    /// The validator of `path`, if the plan has one now.
+    fn validator(&self, py: Python<'_>, path: &Path) -> PyResult<Option<Py<PyAny>>> {
+        if let Some(found) = self.found.lock().get(path) {
+            return Ok(Some(found.clone_ref(py)));
+        }
+        // (a dict lookup by a tuple of `str`: no user code runs)
+        let Some(found) = self.table.bind(py).get_item(path_tuple(py, path)?)? else {
+            return Ok(None);
+        };
+        let evicted = {
+            let mut map = self.found.lock();
+            let evicted = if map.len() >= PLAN_LIMIT {
+                std::mem::take(&mut *map)
+            } else {
+                HashMap::default()
+            };
+            map.insert(path.clone(), found.clone().unbind());
+            evicted
+        };
+        drop(evicted); // outside the mutex
+        Ok(Some(found.unbind()))
+    }
+
+    /// Check `sets` (path, value as `changes` would carry it), in order, with the plan's
+    /// validators (user code: no lock of ours may be held). `Err` is an exception that rejects
+    /// the commit as `before_commit` would have raised it.
+    pub(crate) fn check(&self, py: Python<'_>, sets: &[(Path, Py<PyAny>)]) -> PyResult<Verdict> {
+        let mut validators = Vec::with_capacity(sets.len());
+        for (path, _) in sets {
+            match self.validator(py, path)? {
+                Some(v) => validators.push(v),
+                None => return Ok(Verdict::Full),
+            }
+        }
+        for ((_, value), validator) in sets.iter().zip(validators) {
+            if let Err(err) = self.call(py, &validator, value) {
+                if err.is_instance(py, self.invalid.bind(py)) {
+                    return Ok(Verdict::Full);
+                }
+                return Err(err);
+            }
+        }
+        Ok(Verdict::Passed)
+    }
+
+    /// `validator(value, strict=True)`, by vectorcall (no kwargs dict per call).
+    fn call(&self, py: Python<'_>, validator: &Py<PyAny>, value: &Py<PyAny>) -> PyResult<()> {
+        let yes = PyBool::new(py, true);
+        let args = [value.as_ptr(), yes.as_ptr()];
+        // SAFETY: `validator`, the two arguments and the keyword-names tuple (one name for the
+        // one argument after the positional one) are valid objects kept alive for the call;
+        // the result is a new reference, or NULL with an exception set.
+        let result = unsafe {
+            let ptr = ffi::PyObject_Vectorcall(
+                validator.as_ptr(),
+                args.as_ptr(),
+                1,
+                self.strict.as_ptr(),
+            );
+            Bound::from_owned_ptr_or_err(py, ptr)
+        };
+        result.map(drop)
     }
 }
 

@@ -9,12 +9,14 @@ use pyo3::exceptions::{PyAttributeError, PyException, PyIndexError, PyKeyError, 
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
-use theus_core::{CommitGuard, Error, Lookup, Path, Store, Transaction, Value, WriteOp, Zone};
+use theus_core::{
+    Change, CommitGuard, Error, Lookup, Path, Store, Transaction, Value, WriteOp, Zone,
+};
 
 use crate::convert::freeze;
 use crate::engine::Engine;
 use crate::errors::{context_error, ended, invalid_path, to_py, Shape};
-use crate::pipeline::{build_changes, hand_over, BaseRef};
+use crate::pipeline::{build_changes, hand_over, BaseRef, Verdict};
 use crate::snapshot::{parse_path, Snapshot};
 use crate::views::{guarded_view, is_own_view, set_path};
 use crate::{api, Leaf};
@@ -228,7 +230,8 @@ impl Tx {
 
     /// Commit (spec `05`) through the engine's pipeline (spec `15`): build `changes` if a
     /// hook needs them and run the `before_commit` hooks (no lock held; a hook that raises
-    /// rejects the commit); take the commit lock (unless held since an exclusive begin), check
+    /// rejects the commit), or, when the only hook is the schema stage's and the commit is
+    /// plain sets of paths in its native plan, call their validators instead (spec `16`); take the commit lock (unless held since an exclusive begin), check
     /// conflicts and rebase (detached from the interpreter when large), install, publish the
     /// signals on a native hub, reserve the commit's pipeline ticket. Then release the lock,
     /// free what the commit replaced, and hand the commit to the `after_commit` hooks.
@@ -246,15 +249,37 @@ impl Tx {
         let engine_py = me.engine.clone_ref(py);
         let engine = engine_py.get();
         let hooks = &engine.hooks;
-        let quiet = {
+        let (quiet, plan) = {
             let txn = me.txn.as_ref().expect("checked");
-            me.outbox.is_none()
-                && !hooks.has_before()
-                && !(txn.has_changes() && hooks.wants(!txn.signals().is_empty(), false))
+            let unwanted = me.outbox.is_none()
+                && !(txn.has_changes() && hooks.wants(!txn.signals().is_empty(), false));
+            match (unwanted, hooks.has_before()) {
+                (true, false) => (true, None),
+                (true, true) if txn.has_changes() => (false, hooks.plan()),
+                _ => (false, None),
+            }
+        };
+        // The only `before_commit` hook offers a native plan (the schema stage, spec `16`):
+        // a commit made only of plain sets of planned paths is checked by calling their
+        // validators, with no lock of ours held; `changes` and the hook are not needed.
+        let checked = match plan {
+            Some(plan) => {
+                let sets = Tx::plain_sets(py, &me);
+                drop(me);
+                let verdict = match sets {
+                    Some(sets) => plan.check(py, &sets)?, // may reject: nothing has landed
+                    None => Verdict::Full,
+                };
+                drop(plan);
+                me = slf.get().lock(py)?;
+                Tx::committable(py, &me)?;
+                matches!(verdict, Verdict::Passed)
+            }
+            None => false,
         };
         // Without an outbox buffer and a hook that needs this commit (the usual case), the
         // commit goes straight on under the same lock: no Python call, no `changes`.
-        let (changes, wants, outbox) = if quiet {
+        let (changes, wants, outbox) = if quiet || checked {
             (None, false, None)
         } else {
             drop(me);
@@ -384,6 +409,24 @@ impl Tx {
             }
         }
         Ok((changes, wants, outbox))
+    }
+
+    /// The commit's changes as `(path, value)` when every one (tree changes, then signals) is
+    /// a `set` of a leaf value (not a map or a list), else `None` (spec `16`, Native plan).
+    fn plain_sets(py: Python<'_>, me: &TxLock<'_>) -> Option<Vec<(Path, Py<PyAny>)>> {
+        let txn = me.txn.as_ref()?;
+        let changes = txn.changes();
+        let mut sets = Vec::with_capacity(changes.len() + txn.signals().len());
+        for change in changes {
+            match change {
+                Change::Set(path, Value::Leaf(leaf)) => sets.push((path, leaf.get(py))),
+                _ => return None,
+            }
+        }
+        for (path, value) in txn.signals() {
+            sets.push((path.clone(), value.get(py)));
+        }
+        Some(sets)
     }
 
     /// `ContextError` unless the transaction is open and not yet committed.

@@ -564,6 +564,10 @@ class _Compiler:
             self.fail(f"too long ({len(text)} characters; at most {MAX_TEXT})")
         if not text.strip():
             self.fail("is empty")
+        nul = text.find("\x00")
+        if nul >= 0:  # CPython 3.12's tokenizer fails with SystemError on NUL
+            row = text.count("\n", 0, nul) + 1
+            self.fail("contains a NUL character", at=(row, nul - (text.rfind("\n", 0, nul) + 1)))
         source = self._rewrite(text)
         if "\n" in source:
             source = "(" + source + "\n)"

@@ -168,7 +168,11 @@ def conflict_history(base: int, capacity: int, latest: int) -> str:
 
 def cas_mismatch(expected: int, current: int) -> str:
     """``compare_and_swap`` on another version than the current one (spec/05)."""
-    return f"compare_and_swap expected version {expected}, but the state is at version {current}"
+    return (
+        f"compare_and_swap expected version {expected}, but the state is at version {current}"
+        " (compare_and_swap never merges: to apply a change to the current version, use"
+        " engine.transaction())"
+    )
 
 
 def cas_strict(base: int, latest: int) -> str:

@@ -109,7 +109,9 @@ impl<L: Clone + Send + Sync + 'static> Transaction<L> {
             return Err(Error::Conflict {
                 path: None,
                 detail: format!(
-                    "compare_and_swap expected version {base}, but the state is at version {}",
+                    "compare_and_swap expected version {base}, but the state is at version {} \
+                     (compare_and_swap never merges: to apply a change to the current version, \
+                     use engine.transaction())",
                     latest.version()
                 ),
             });

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -426,3 +427,62 @@ def test_run_on_a_terminal_with_plain_progress_has_no_control_sequences():
     assert code == 0, out
     assert "\x1b" not in out
     assert "committed total version 6" in out
+
+
+# --------------------------------------------------------------------------- history / show
+
+
+def _stored_run(tmp_path: Path) -> Path:
+    import theus
+    from theus import process
+
+    path = tmp_path / "app.db"
+    engine = theus.open(path, run_id="r1", context={"domain": {"n": 0}}, backend="reference")
+
+    @process(inputs=["domain.n"], outputs=["domain.n"])
+    def inc(ctx: Any) -> None:
+        ctx.domain.n += 1
+
+    engine.execute(inc)
+    engine.execute(inc)
+    with engine.transaction() as tx:
+        tx.update(data={"domain.n": 10})
+    engine.close()
+    return path
+
+
+def test_history_lists_the_stored_commits_newest_first(tmp_path):
+    store = str(_stored_run(tmp_path))
+    done = theus("history", "--store", store)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["3", "2", "1"]
+    assert "(host)" in lines[0] and " inc " in lines[1] and lines[1].endswith("domain.n")
+    data = json.loads(theus("history", "--store", store, "--run", "r1", "--limit", "2",
+                            "--json").stdout)  # fmt: skip
+    assert data["run_id"] == "r1" and [v["version"] for v in data["versions"]] == [3, 2]
+    assert data["versions"][1]["process"] == "inc"
+
+
+def test_show_prints_a_stored_version(tmp_path):
+    store = str(_stored_run(tmp_path))
+    done = theus("show", "2", "--store", store)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["state"]["domain"] == {"n": 2}
+    assert json.loads(theus("show", "3", "--store", store).stdout)["state"]["domain"] == {"n": 10}
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["show", "9"], 1, "run 'r1' has no version 9"),
+        (["history", "--run", "nope"], 1, "has no run 'nope' (runs: r1)"),
+    ],
+)
+def test_store_command_errors(tmp_path, args, code, message):
+    store = str(_stored_run(tmp_path))
+    done = theus(*args, "--store", store)
+    assert done.returncode == code
+    assert done.stderr.startswith("theus: error: ") and message in done.stderr
+    missing = theus("history", "--store", str(tmp_path / "none.db"))
+    assert missing.returncode == 3 and "no store at" in missing.stderr

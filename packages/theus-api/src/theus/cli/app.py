@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import click
 
 from ..flux.picture import Kind
+from . import stored as _stored
 from .source import SetupError, Source, engine_specs, load_processes, load_state, make_engine
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_SETUP", "EXIT_USAGE", "main"]
@@ -478,3 +479,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(f"{type(exc).__name__}: {exc} (theus --debug ... shows the traceback)")
         return EXIT_FAILED
     return code if isinstance(code, int) else EXIT_OK
+
+
+_stored.register(cli, _fail)

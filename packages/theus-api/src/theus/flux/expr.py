@@ -84,10 +84,26 @@ _SIGNAL_ROOTS = ("signal", "cmd")
 _NEEDS_TOKENS = re.compile(r"(?<![A-Za-z0-9_])_|\bglobal\b")
 _GLOBAL_SPELLING = "_glob_"  # as long as "global": columns stay put; users cannot write it
 
+def _extreme(pick: Callable[..., Any], name: str) -> Callable[..., Any]:
+    """``min``/``max`` with one message for an empty sequence on every Python version."""
+
+    def call(*args: Any) -> Any:
+        if len(args) == 1:
+            try:
+                empty = len(args[0]) == 0
+            except TypeError:
+                empty = False
+            if empty:
+                raise ValueError(f"{name}() of an empty sequence")
+        return pick(*args)
+
+    return call
+
+
 _FUNCS: dict[str, Callable[..., Any]] = {
     "len": len,
-    "min": min,
-    "max": max,
+    "min": _extreme(min, "min"),
+    "max": _extreme(max, "max"),
     "abs": abs,
     "int": int,
     "float": float,

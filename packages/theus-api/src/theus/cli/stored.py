@@ -65,9 +65,7 @@ Examples:
   theus history --store app.db --run r1 --limit 5 --json"""
     )
     @click.option("--store", "store_path", required=True, metavar="PATH", help="SQLite store.")
-    @click.option(
-        "--run", "run_id", metavar="RUN_ID", help="The run (if the store has several)."
-    )
+    @click.option("--run", "run_id", metavar="RUN_ID", help="The run (if the store has several).")
     @click.option("--limit", type=click.IntRange(min=1), help="At most this many versions.")
     @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of lines.")
     def history(store_path: str, run_id: str | None, limit: int | None, as_json: bool) -> None:
@@ -99,9 +97,7 @@ Examples:
     )
     @click.argument("version", type=click.IntRange(min=0))
     @click.option("--store", "store_path", required=True, metavar="PATH", help="SQLite store.")
-    @click.option(
-        "--run", "run_id", metavar="RUN_ID", help="The run (if the store has several)."
-    )
+    @click.option("--run", "run_id", metavar="RUN_ID", help="The run (if the store has several).")
     def show(version: int, store_path: str, run_id: str | None) -> None:
         """Print the state of a stored VERSION of a durable run as JSON."""
         try:

@@ -84,6 +84,7 @@ _SIGNAL_ROOTS = ("signal", "cmd")
 _NEEDS_TOKENS = re.compile(r"(?<![A-Za-z0-9_])_|\bglobal\b")
 _GLOBAL_SPELLING = "_glob_"  # as long as "global": columns stay put; users cannot write it
 
+
 def _extreme(pick: Callable[..., Any], name: str) -> Callable[..., Any]:
     """``min``/``max`` with one message for an empty sequence on every Python version."""
 

@@ -128,6 +128,7 @@ Examples:
   theus graph flow.yaml -o flow.svg
   theus backends
   theus conformance --backend rust -q
+  theus history --store app.db; theus show 3 --store app.db
 
 Exit codes: 0 ok, 1 the workflow failed or check found errors, 2 usage error,
 3 setup failed (context, state, processes, backend, Graphviz), 130 interrupted.""",
@@ -136,7 +137,8 @@ Exit codes: 0 ok, 1 the workflow failed or check found errors, 2 usage error,
 @click.version_option(package_name="theus-api", prog_name="theus")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """Run, check and draw Theus Flux workflows; list backends; run the conformance suite."""
+    """Run, check and draw Theus Flux workflows; read durable runs; list backends; run the
+    conformance suite."""
     ctx.ensure_object(_Options).debug = debug
 
 

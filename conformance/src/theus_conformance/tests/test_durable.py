@@ -251,6 +251,41 @@ def test_a_second_writer_makes_the_stale_engine_refuse(make_engine, store):
     assert b.state.version == 0 and b.state.get("domain.n") == 0
 
 
+class _FailingAppend(SqliteStore):
+    """A store whose version writes fail once ``fail`` is set (a full disk, say)."""
+
+    fail = False
+
+    def append(self, run_id, record, **kwargs):
+        if self.fail:
+            raise StoreError("disk full (simulated)")
+        super().append(run_id, record, **kwargs)
+
+
+def test_a_store_write_failing_after_the_commit_landed_does_not_fail_the_call(
+    make_engine, tmp_path, caplog
+):
+    store = _FailingAppend(tmp_path / "f.db")
+    engine = make_engine({"domain": {"n": 0}}, store=store, run_id="r")
+    with engine.transaction() as tx:
+        tx.update(data={"domain.n": 1})
+    store.fail = True
+    with caplog.at_level("WARNING", logger="theus"):
+        with engine.transaction() as tx:  # the commit lands; storing it fails: logged only
+            tx.update(data={"domain.n": 2})
+    assert engine.state.version == 2 and engine.state.get("domain.n") == 2
+    assert any("durable" in r.getMessage() and r.exc_info for r in caplog.records)
+    assert store.head("r") == 1  # version 2 is not durable
+    store.fail = False
+    with pytest.raises(StoreError, match=r"storing an earlier commit failed .*disk full"):
+        with engine.transaction() as tx:
+            tx.update(data={"domain.n": 3})
+    assert engine.state.version == 2
+    store.close()
+    reopened = make_engine(store=SqliteStore(tmp_path / "f.db"), run_id="r")
+    assert reopened.state.version == 1 and reopened.state.get("domain.n") == 1
+
+
 def test_a_failed_store_write_poisons_the_engine(make_engine, store):
     engine = make_engine({"domain": {}}, store=store, run_id="r")
     store.close()

@@ -84,6 +84,26 @@ def test_round_trip_of_rows(store_under_test: StoreUnderTest) -> None:
         store.close()
 
 
+def test_delivery_mark_round_trip(store_under_test: StoreUnderTest) -> None:
+    store = store_under_test.open()
+    try:
+        _new_run(store, "r")
+        _new_run(store, "s")
+        assert store.delivered("r") is None
+        store.set_delivered("r", 4, 1)
+        store.set_delivered("s", 2, 0)
+        store.set_delivered("r", 5, 0)  # replaces the run's previous mark
+        assert store.delivered("r") == (5, 0)
+        assert store.delivered("s") == (2, 0)
+    finally:
+        store.close()
+    again = store_under_test.open()
+    try:
+        assert again.delivered("r") == (5, 0)
+    finally:
+        again.close()
+
+
 def test_history_order_limit_before(store_under_test: StoreUnderTest) -> None:
     store = store_under_test.open()
     try:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import datetime
 import decimal
 import random
+import signal
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -284,6 +287,74 @@ def test_a_store_write_failing_after_the_commit_landed_does_not_fail_the_call(
     store.close()
     reopened = make_engine(store=SqliteStore(tmp_path / "f.db"), run_id="r")
     assert reopened.state.version == 1 and reopened.state.get("domain.n") == 1
+
+
+def _send(engine, *topics):
+    with engine.transaction() as tx:
+        for topic in topics:
+            tx.outbox.add(topic, {"t": topic, "when": engine.state.version})
+
+
+def test_undelivered_outbox_messages_are_released_again_after_a_reopen(make_engine, store):
+    engine = make_engine({"domain": {}}, store=store, run_id="r")
+    _send(engine, "a", "b")  # version 1: nobody subscribed, so nothing is delivered
+    _send(engine, "c")
+    engine.close()
+    again = make_engine(store=store, run_id="r")
+    assert [(m.topic, m.version, m.index) for m in again.outbox.pending] == [
+        ("a", 1, 0),
+        ("b", 1, 1),
+        ("c", 2, 0),
+    ]
+    assert again.outbox.pending[0].payload == {"t": "a", "when": 0}
+    got = []
+    sub = again.outbox.subscribe(lambda m: got.append((m.topic, m.version, m.index)))
+    assert again.outbox.flush(timeout=30)
+    assert got == [("a", 1, 0), ("b", 1, 1), ("c", 2, 0)]
+    sub.close()
+    again.close()
+    third = make_engine(store=store, run_id="r")  # everything was delivered: nothing again
+    assert third.outbox.pending == ()
+    _send(third, "d")
+    assert [m.topic for m in third.outbox.drain()] == ["d"]
+    third.close()
+    assert store.delivered("r") == (3, 1)
+
+
+def test_a_reopen_releases_from_the_oldest_undelivered_message(make_engine, store):
+    engine = make_engine({"domain": {}}, store=store, run_id="r")
+    _send(engine, "a")
+    _send(engine, "b", "c")
+    assert [m.topic for m in engine.outbox.drain(max_n=2)] == ["a", "b"]
+    engine.close()  # "c" (version 2, index 1) is still pending: the mark stops there
+    assert store.delivered("r") == (2, 1)
+    again = make_engine(store=store, run_id="r")
+    assert [(m.topic, m.version, m.index) for m in again.outbox.pending] == [("c", 2, 1)]
+    again.close()
+
+
+def test_outbox_messages_of_a_killed_process_are_delivered_after_a_reopen(
+    make_engine, backend, tmp_path
+):
+    path = tmp_path / "k.db"
+    code = f"""
+import os, signal
+from theus import TheusEngine
+from theus.stores import SqliteStore
+engine = TheusEngine({{"domain": {{}}}}, backend={backend!r}, store=SqliteStore({str(path)!r}),
+                     run_id="k")
+for i in range(3):
+    with engine.transaction() as tx:
+        tx.update(data={{"domain.n": i}})
+        tx.outbox.add("sent", i)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert done.returncode == -signal.SIGKILL, done.stderr.decode()
+    again = make_engine(store=SqliteStore(path), run_id="k")
+    assert again.state.get("domain.n") == 2
+    assert [(m.payload, m.version) for m in again.outbox.drain()] == [(0, 1), (1, 2), (2, 3)]
+    again.close()
 
 
 def test_a_failed_store_write_poisons_the_engine(make_engine, store):

@@ -21,7 +21,7 @@ from typing import Any
 from .errors import ContextError, StoreConflictError, StoreCorruptError, StoreError
 from .flux.machine import current_step
 from .paths import Path, format_path
-from .pipeline import Change, Changes, CommitPipeline, Stage
+from .pipeline import Change, Changes, CommitPipeline, OutboxMessage, Stage
 from .protocols import EngineOptions
 from .stores import codec
 from .stores.base import OutboxRow, RunRecord, Store, VersionRecord
@@ -46,6 +46,7 @@ log = logging.getLogger("theus")
 #: a full snapshot is considered every this many versions (spec/21 §3)
 DEFAULT_SNAPSHOT_EVERY = 100
 _CACHE = 64  # before_commit encodings kept for their after_commit
+MARK_INTERVAL = 0.1  # seconds: the delivery mark is stored at most this often (and at close)
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,10 @@ class DurableRun:
         self.error: BaseException | None = None
         self._cache: dict[int, tuple[Any, str, tuple[str, ...], Any]] = {}
         self._cache_lock = threading.Lock()
+        self._outbox: Any = None  # the engine's Outbox, once installed
+        self._mark: tuple[int, int] | None = None  # the delivery mark last stored
+        self._mark_time = 0.0
+        self._mark_lock = threading.Lock()
         try:
             record = self.store.get_run(self.run_id)
             self.reopened = record is not None
@@ -143,8 +148,13 @@ class DurableRun:
 
     def install(self, engine: Any) -> None:
         """Create a new run from the engine's initial snapshot (a reopened run exists), then
-        put the stage into the engine's pipeline right before the ``outbox`` stage."""
-        if not self.reopened:
+        put the stage into the engine's pipeline right before the ``outbox`` stage; a
+        reopened run's stored outbox messages from its delivery mark on are released again
+        into the engine's outbox (spec/21 §3)."""
+        outbox = engine._outbox
+        if self.reopened:
+            self._redeliver(outbox)
+        else:
             snapshot = engine._core.snapshot()
             text = codec.encode(snapshot.to_dict())
             self.store.create_run(
@@ -153,9 +163,58 @@ class DurableRun:
             self._snap_bytes = len(text)
             self.reopened = True
         pipeline: CommitPipeline = engine._pipeline
-        outbox = pipeline.find("outbox")
+        outbox_stage = pipeline.find("outbox")
         stages = pipeline.stages
-        pipeline.add(self.stage, index=stages.index(outbox) if outbox in stages else None)
+        pipeline.add(
+            self.stage, index=stages.index(outbox_stage) if outbox_stage in stages else None
+        )
+        self._outbox = outbox
+        outbox.on_delivered = self._delivered
+
+    # -- the outbox after a reopen (spec/21 §3) ----------------------------------------------
+    def _redeliver(self, outbox: Any) -> None:
+        mark = self.store.delivered(self.run_id)
+        self._mark = mark
+        rows = self.store.outbox(self.run_id, after=None if mark is None else mark[0] - 1)
+        where = f"run {self.run_id!r} outbox row"
+        messages = [
+            OutboxMessage(
+                row.topic,
+                codec.decode(row.payload, f"{where} ({row.version}, {row.index})"),
+                row.version,
+                row.index,
+            )
+            for row in rows
+            if mark is None or (row.version, row.index) >= mark
+        ]
+        if messages:
+            outbox.release(messages)
+
+    def _delivered(self) -> None:
+        """The outbox delivered a message: store the delivery mark, at most every
+        ``MARK_INTERVAL`` seconds."""
+        if time.monotonic() - self._mark_time >= MARK_INTERVAL:
+            self.store_mark()
+
+    def store_mark(self) -> None:
+        """Store the outbox's delivery mark now (when it moved). The engine calls this when
+        it closes; a failure is logged, never raised (the mark is an optimisation: without
+        it, messages are delivered again after a reopen, which at-least-once allows)."""
+        outbox = self._outbox
+        if outbox is None or self.error is not None:
+            return
+        with self._mark_lock:
+            mark = outbox.delivery_mark()
+            if mark is None or mark == self._mark:
+                return
+            try:
+                self.store.set_delivered(self.run_id, mark[0], mark[1])
+            except Exception:
+                log.warning(
+                    "storing the outbox delivery mark of run %r failed", self.run_id, exc_info=True
+                )
+                return
+            self._mark, self._mark_time = mark, time.monotonic()
 
     def release(self) -> None:
         """The engine closed: close the store if the engines opened it and this was the last."""

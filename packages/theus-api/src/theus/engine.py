@@ -745,6 +745,7 @@ class TheusEngine:
         self._core.close()
         self._finalizer()
         if self._durable is not None:
+            self._durable.store_mark()
             self._durable.release()
 
     def __enter__(self) -> TheusEngine:

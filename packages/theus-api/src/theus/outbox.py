@@ -277,6 +277,10 @@ class Outbox:
         self._subs: list[OutboxSubscription] = []  # open subscriptions, in subscription order
         self._worker: threading.Thread | None = None
         self._closed = False
+        self._last: tuple[int, int] | None = None  # (version, index) of the newest release
+        # Called (no lock held, never raising into delivery) after a message was delivered:
+        # a durable engine stores its delivery mark from it (spec/21 §3).
+        self.on_delivered: Callable[[], None] | None = None
 
     # -- configuration -----------------------------------------------------------------------
     @property
@@ -295,6 +299,7 @@ class Outbox:
         with self._cond:
             for message in messages:
                 self._seq += 1
+                self._last = (message.version, message.index)
                 entry = _Entry(self._seq, message)
                 self._live[entry.seq] = entry
                 for sub in self._subs:
@@ -412,6 +417,8 @@ class Outbox:
                 sub._busy = False
                 attempts, delay = self._finish(sub, entry, error)
                 cond.notify_all()
+            if error is None:
+                self._delivered()
             if error is not None:
                 message = entry.message
                 log.warning(
@@ -476,6 +483,8 @@ class Outbox:
                     del self._live[entry.seq]
                     out.append(entry.message)
                 cond.notify_all()
+            if out:
+                self._delivered()
             return out
         while max_n is None or len(out) < max_n:
             with cond:
@@ -508,7 +517,26 @@ class Outbox:
                 entry.drain_error = None
                 cond.notify_all()
             out.append(entry.message)
+            self._delivered()
         return out
+
+    def _delivered(self) -> None:
+        hook = self.on_delivered
+        if hook is not None:
+            try:
+                hook()
+            except Exception:  # storing the mark is best effort: delivery goes on
+                log.warning("outbox on_delivered hook failed", exc_info=True)
+
+    def delivery_mark(self) -> tuple[int, int] | None:
+        """``(version, index)`` of the oldest message not yet delivered (or, when every
+        released message was, the position right after the newest one); None before the
+        first release. Every message before the mark was delivered (spec/21 §3)."""
+        with self._cond:
+            for entry in self._live.values():
+                return entry.message.version, entry.message.index
+            last = self._last
+        return None if last is None else (last[0], last[1] + 1)
 
     # -- introspection -----------------------------------------------------------------------
     @property

@@ -128,6 +128,15 @@ class Store(Protocol):
         """The newest stored workflow position of the run with its version, or None."""
         ...
 
+    def delivered(self, run_id: str) -> tuple[int, int] | None:
+        """The run's delivery mark ``(version, index)``: every outbox row before it was
+        delivered (spec/21 §3, outbox after a reopen); None when none was stored."""
+        ...
+
+    def set_delivered(self, run_id: str, version: int, index: int) -> None:
+        """Store the run's delivery mark (replacing the previous one)."""
+        ...
+
     def prune(self, run_id: str, keep_last: int) -> int:
         """Keep the newest ``keep_last`` versions (>= 1) readable and delete the rest; return
         how many version rows were deleted."""

@@ -36,6 +36,8 @@ _SCHEMA = (
     "PRIMARY KEY (run_id, version, idx))",
     "CREATE TABLE IF NOT EXISTS positions (run_id TEXT NOT NULL, version BIGINT NOT NULL, "
     "position TEXT NOT NULL, PRIMARY KEY (run_id, version))",
+    "CREATE TABLE IF NOT EXISTS outbox_marks (run_id TEXT PRIMARY KEY, version BIGINT NOT NULL, "
+    "idx BIGINT NOT NULL)",
 )
 
 

@@ -39,6 +39,8 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS positions (
     run_id TEXT NOT NULL, version INTEGER NOT NULL, position TEXT NOT NULL,
     PRIMARY KEY (run_id, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox_marks (
+    run_id TEXT PRIMARY KEY, version INTEGER NOT NULL, idx INTEGER NOT NULL);
 """
 
 _RUN_COLUMNS = (
@@ -292,6 +294,24 @@ class _SqlStore:
                 (run_id,),
             ).fetchone()
         return None if row is None else (int(row[0]), str(row[1]))
+
+    def delivered(self, run_id: str) -> tuple[int, int] | None:
+        """See :meth:`theus.stores.Store.delivered`."""
+        with self._read() as conn:
+            row = self._q(
+                conn, "SELECT version, idx FROM outbox_marks WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def set_delivered(self, run_id: str, version: int, index: int) -> None:
+        """See :meth:`theus.stores.Store.set_delivered`."""
+        with self._write() as conn:
+            self._q(conn, "DELETE FROM outbox_marks WHERE run_id = ?", (run_id,))
+            self._q(
+                conn,
+                "INSERT INTO outbox_marks (run_id, version, idx) VALUES (?, ?, ?)",
+                (run_id, version, index),
+            )
 
     # -- retention -----------------------------------------------------------------------
     def prune(self, run_id: str, keep_last: int) -> int:

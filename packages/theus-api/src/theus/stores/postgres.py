@@ -65,6 +65,7 @@ class PostgresStore(_SqlStore):
                 "PostgresStore needs psycopg 3: pip install 'theus-api[postgres]'"
             ) from exc
         self._psycopg: Any = psycopg
+        self._duplicate = (psycopg.errors.UniqueViolation,)
         self.snapshot_every = snapshot_every
         self.path = _redact(dsn)
         self._lock = threading.RLock()

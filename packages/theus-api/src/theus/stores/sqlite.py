@@ -47,6 +47,22 @@ _RUN_COLUMNS = (
     "run_id, start, head, created, parent_run, parent_version, snap_version, snap_bytes, "
     "delta_bytes, delta_count"
 )
+# A run's head and its delta totals since the newest full snapshot are derived from the version
+# rows (a commit writes one row and touches no other table: spec/21 §5); the ``runs`` columns of
+# those names are not maintained.
+_HEAD = "COALESCE((SELECT MAX(v.version) FROM versions v WHERE v.run_id = runs.run_id), runs.start)"
+_SINCE = "FROM versions v WHERE v.run_id = runs.run_id AND v.version > runs.snap_version"
+_RUN_SELECT = (
+    f"SELECT run_id, start, {_HEAD}, created, parent_run, parent_version, snap_version, "
+    f"snap_bytes, (SELECT COALESCE(SUM(length(v.delta)), 0) {_SINCE}), "
+    f"(SELECT COUNT(*) {_SINCE}) FROM runs"
+)
+# The version row of a commit, stored only when the run's head is the version before it.
+_APPEND = (
+    "INSERT INTO versions (run_id, version, time, process, paths, delta) "
+    "SELECT ?, ?, ?, ?, ?, ? FROM runs WHERE run_id = ? AND "
+    f"{_HEAD} = ?"
+)
 
 
 def _run(row: Any) -> RunRecord:
@@ -80,6 +96,8 @@ class _SqlStore:
     _lock: threading.RLock
     _conn: Any
     _placeholder = "?"
+    #: the driver's error for a duplicate key (a concurrent writer stored the version first)
+    _duplicate: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
 
     def _q(self, conn: Any, sql: str, params: Sequence[Any] = ()) -> Any:
         if self._placeholder != "?":
@@ -101,7 +119,7 @@ class _SqlStore:
         return self._write()
 
     def _need_run(self, conn: Any, run_id: str) -> RunRecord:
-        row = self._q(conn, f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+        row = self._q(conn, f"{_RUN_SELECT} WHERE run_id = ?", (run_id,))
         found = row.fetchone()
         if found is None:
             raise StoreError(f"the store {self.path!r} has no run {run_id!r}")
@@ -138,20 +156,22 @@ class _SqlStore:
     def get_run(self, run_id: str) -> RunRecord | None:
         """See :meth:`theus.stores.Store.get_run`."""
         with self._read() as conn:
-            row = self._q(conn, f"SELECT {_RUN_COLUMNS} FROM runs WHERE run_id = ?", (run_id,))
+            row = self._q(conn, f"{_RUN_SELECT} WHERE run_id = ?", (run_id,))
             found = row.fetchone()
         return None if found is None else _run(found)
 
     def runs(self) -> list[RunRecord]:
         """See :meth:`theus.stores.Store.runs`."""
         with self._read() as conn:
-            rows = self._q(conn, f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created, run_id")
+            rows = self._q(conn, f"{_RUN_SELECT} ORDER BY created, run_id")
             return [_run(r) for r in rows.fetchall()]
 
     def head(self, run_id: str) -> int:
         """See :meth:`theus.stores.Store.head`."""
         with self._read() as conn:
-            found = self._q(conn, "SELECT head FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            found = self._q(
+                conn, f"SELECT {_HEAD} FROM runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
         if found is None:
             raise StoreError(f"the store {self.path!r} has no run {run_id!r}")
         return int(found[0])
@@ -180,34 +200,27 @@ class _SqlStore:
         position: str | None,
     ) -> None:
         version = record.version
-        if snapshot is None:
-            cur = self._q(
-                conn,
-                "UPDATE runs SET head = ?, delta_bytes = delta_bytes + ?, "
-                "delta_count = delta_count + 1 WHERE run_id = ? AND head = ?",
-                (version, len(record.delta), run_id, version - 1),
-            )
-        else:
-            cur = self._q(
-                conn,
-                "UPDATE runs SET head = ?, snap_version = ?, snap_bytes = ?, delta_bytes = 0, "
-                "delta_count = 0 WHERE run_id = ? AND head = ?",
-                (version, version, len(snapshot), run_id, version - 1),
-            )
-        if cur.rowcount != 1:
+        paths = codec.encode(list(record.paths), zoned=False)
+        row = (run_id, version, record.time, record.process, paths, record.delta)
+        try:
+            stored = self._q(conn, _APPEND, (*row, run_id, version - 1)).rowcount
+        except self._duplicate:  # a concurrent writer stored it first (the transaction is lost)
+            raise StoreConflictError(
+                f"run {run_id!r}: version {version} was stored by another writer at the same "
+                "time (another writer committed to this run)"
+            ) from None
+        if stored != 1:
             head = self._need_run(conn, run_id).head
             raise StoreConflictError(
                 f"run {run_id!r}: version {version} cannot follow the stored version {head} "
                 "(another writer committed to this run)"
             )
-        paths = codec.encode(list(record.paths), zoned=False)
-        self._q(
-            conn,
-            "INSERT INTO versions (run_id, version, time, process, paths, delta) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (run_id, version, record.time, record.process, paths, record.delta),
-        )
         if snapshot is not None:
+            self._q(
+                conn,
+                "UPDATE runs SET snap_version = ?, snap_bytes = ? WHERE run_id = ?",
+                (version, len(snapshot), run_id),
+            )
             self._q(
                 conn,
                 "INSERT INTO snapshots (run_id, version, state) VALUES (?, ?, ?)",
@@ -355,17 +368,10 @@ class _SqlStore:
                 "ORDER BY version DESC LIMIT 1",
                 (run_id,),
             ).fetchone()
-            sums = self._q(
-                conn,
-                "SELECT COALESCE(SUM(length(delta)), 0), COUNT(*) FROM versions "
-                "WHERE run_id = ? AND version > ?",
-                (run_id, snap[0]),
-            ).fetchone()
             self._q(
                 conn,
-                "UPDATE runs SET start = ?, snap_version = ?, snap_bytes = ?, delta_bytes = ?, "
-                "delta_count = ? WHERE run_id = ?",
-                (oldest, snap[0], snap[1], sums[0], sums[1], run_id),
+                "UPDATE runs SET start = ?, snap_version = ?, snap_bytes = ? WHERE run_id = ?",
+                (oldest, snap[0], snap[1], run_id),
             )
         return int(deleted)
 

@@ -196,3 +196,41 @@ def left(ctx: Any, x: int) -> int:
 @process(inputs=["domain.n"], outputs=["domain.right"], parallel=True)
 def right(ctx: Any, x: int) -> int:
     return ctx.domain.n + x
+
+
+@process(outputs=["domain.out.*"], parallel=True)
+def gated_store(ctx: Any, x: int, gate: str) -> None:
+    """Like :func:`store`, after recording an attempt and waiting for ``gate`` to open."""
+    folder = pathlib.Path(gate)
+    with open(folder / "attempts", "a", encoding="utf-8") as f:
+        f.write(f"{x}\n")
+    deadline = time.monotonic() + 20
+    while not (folder / "open").exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the test never opened the gate")
+        time.sleep(0.005)
+    ctx.domain.out[f"x{x}"] = x * x
+
+
+@process(outputs=["domain.sig_go"])
+def signal_go(ctx: Any) -> None:
+    ctx.domain.sig_go = {"go": 1}
+
+
+@process(inputs=["domain.sig_go"], outputs=["domain.seen"], parallel=True)
+def sees_signal(ctx: Any) -> Any:
+    return ctx.domain.sig_go["go"]
+
+
+def _pure_view(ctx: Any) -> Any:
+    return sorted(ctx.domain.data.keys())
+
+
+@process(inputs=["domain.data"], outputs=["domain.keys"], semantic="pure")
+def pure_inline(ctx: Any) -> Any:
+    return _pure_view(ctx)
+
+
+@process(inputs=["domain.data"], outputs=["domain.keys"], semantic="pure", parallel=True)
+def pure_parallel(ctx: Any) -> Any:
+    return _pure_view(ctx)

@@ -385,3 +385,36 @@ def test_nested_execution_from_a_worker_thread_is_refused(make_engine):
 
     with pytest.raises(NestedExecutionError):
         run_with_timeout(lambda: engine.execute(nested))
+
+
+def test_disjoint_writes_under_one_pattern_do_not_conflict(make_engine, executor, tmp_path):
+    engine = make_engine({"domain": {"out": {}}}, executor=executor)
+    attempts = tmp_path / "attempts"
+    outcome = []
+    runner = threading.Thread(
+        target=lambda: outcome.append(engine.execute(procs.gated_store, x=1, gate=str(tmp_path)))
+    )
+    runner.start()
+    try:
+        run_with_timeout(lambda: _wait_for(lambda: attempts.exists()))
+        engine.execute(procs.store, x=2)  # commits while the first one waits
+    finally:
+        (tmp_path / "open").touch()
+        runner.join(DEADLOCK_TIMEOUT)
+    assert outcome == [None]
+    assert attempts.read_text().split() == ["1"]  # the process read nothing the other wrote
+    assert engine.state.domain.out == {"x2": 4, "x1": 1} and engine.state.version == 2
+
+
+def test_a_signal_of_the_base_version_reaches_the_worker(make_engine, executor):
+    engine = make_engine({"domain": {"seen": 0}}, executor=executor)
+    engine.execute(procs.signal_go)
+    assert engine.execute(procs.sees_signal) == 1 and engine.state.domain.seen == 1
+
+
+def test_a_pure_worker_sees_no_meta_keys_as_inline(make_engine, executor):
+    context = {"domain": {"data": {"a": 1, "meta_note": "hidden", "b": 2}, "keys": []}}
+    inline = make_engine(context)
+    parallel = make_engine(context, executor=executor)
+    assert inline.execute(procs.pure_inline) == parallel.execute(procs.pure_parallel) == ["a", "b"]
+    assert inline.state.to_dict() == parallel.state.to_dict()

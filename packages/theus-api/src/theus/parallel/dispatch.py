@@ -58,8 +58,9 @@ def prepare(
     core: EngineCore, tx: TxCore, spec: ProcessSpec, kwargs: dict[str, Any], pickled: bool,
     strict_guards: bool,
 ) -> Task:  # fmt: skip
-    """The task of one attempt: the existing paths covered by the contract, read through
-    ``tx`` at its base version, as plain data in a sparse context."""
+    """The task of one attempt: the existing paths covered by the contract, as plain data of
+    the transaction's base version in a sparse context. Nothing is recorded here: the worker
+    reports what the process read, and :func:`finish` records those reads on ``tx``."""
     snapshot = core.snapshot()
     if int(snapshot.version) != int(tx.version):
         raise Stale(
@@ -80,18 +81,16 @@ def prepare(
     for path in sorted(set(found), key=len):
         if any(path[: len(p)] == p for p in shipped):
             continue  # below a path shipped whole already
-        value = tx.get(format_path(path), _MISSING)
+        value = snapshot.get(format_path(path), _MISSING)
         if value is _MISSING:
             continue
         shipped.append(path)
         _insert(context, path, value if zone_of(path) is Zone.HEAVY else _plain(value))
     signals: list[tuple[Path, Any]] = []
-    for dotted in snapshot.signals:
+    for dotted, value in snapshot.signals.items():
         path = parse_path(dotted)
         if any(p.covers(path) for p in patterns):
-            value = tx.get(dotted, _MISSING)
-            if value is not _MISSING:
-                signals.append((path, _plain(value)))
+            signals.append((path, _plain(value)))
     target: Any = func_ref(spec.func, spec.name) if pickled else spec.func
     return Task(
         target=target,
@@ -181,8 +180,9 @@ def submit(target: Target, task: Task) -> concurrent.futures.Future[Outcome]:
 
 
 def finish(tx: TxCore, spec: ProcessSpec, outcome: Outcome, pickled: bool) -> Any:
-    """Apply the worker's delta and outbox messages to ``tx``; re-raise its exception (from a
-    pickled call with the worker's traceback text as its ``__cause__``, unless it has one)."""
+    """Record the process's reads on ``tx`` (at its base version, the values the worker saw),
+    apply the worker's delta and outbox messages; re-raise its exception (from a pickled call
+    with the worker's traceback text as its ``__cause__``, unless it has one)."""
     if not isinstance(outcome, Outcome):
         raise TypeError(
             f"parallel process {spec.name!r}: the executor returned {type(outcome).__name__}, "
@@ -193,6 +193,10 @@ def finish(tx: TxCore, spec: ProcessSpec, outcome: Outcome, pickled: bool) -> An
         if pickled and outcome.trace and error.__cause__ is None:
             error.__cause__ = RemoteTraceback(outcome.trace)
         raise error
+    for path in outcome.reads:  # what the process read, recorded as an inline read would be
+        value = tx.get(format_path(path), _MISSING)
+        if isinstance(value, Mapping | Sequence) and not isinstance(value, str | bytes):
+            len(value)  # a whole-container read (the worker observed it)
     if outcome.ops:
         tx.apply(Update(outcome.ops))
     for topic, payload in outcome.outbox:

@@ -72,6 +72,7 @@ def _run(task: Task) -> Outcome:
         result = func(tx.ctx, **task.kwargs)
         apply_return(tx, spec, result)
         return Outcome(
+            reads=tuple(sorted(tx.reads)),
             ops=_delta(tx),
             outbox=tuple((m.topic, m.payload) for m in tx.outbox.messages),
             result=_plain_result(result),

@@ -418,3 +418,19 @@ def test_a_pure_worker_sees_no_meta_keys_as_inline(make_engine, executor):
     parallel = make_engine(context, executor=executor)
     assert inline.execute(procs.pure_inline) == parallel.execute(procs.pure_parallel) == ["a", "b"]
     assert inline.state.to_dict() == parallel.state.to_dict()
+
+
+def test_async_flux_parallel_branches_with_parallel_processes(make_engine, executor):
+    engine = make_engine({"domain": {"n": 3, "left": 0, "right": 0}}, executor=executor)
+    engine.register(procs.left)
+    engine.register(procs.right)
+    workflow = (
+        "steps:\n"
+        "  - flux: parallel\n"
+        "    branches:\n"
+        "      - [{process: left, with: {x: 2}}]\n"
+        "      - [{process: right, with: {x: 2}}]\n"
+    )
+    run = asyncio.run(engine.aexecute_workflow(workflow))
+    assert list(run.executed) == ["left", "right"]
+    assert (engine.state.domain.left, engine.state.domain.right) == (6, 5)

@@ -434,3 +434,12 @@ def test_async_flux_parallel_branches_with_parallel_processes(make_engine, execu
     run = asyncio.run(engine.aexecute_workflow(workflow))
     assert list(run.executed) == ["left", "right"]
     assert (engine.state.domain.left, engine.state.domain.right) == (6, 5)
+
+
+def test_a_dry_run_fork_keeps_the_executor(make_engine, executor):
+    engine = make_engine({"domain": {"n": 3, "left": 0, "right": 0}}, executor=executor)
+    assert engine.executor is executor
+    engine.register(procs.left)
+    run = engine.execute_workflow("steps:\n  - {process: left, with: {x: 5}}\n", dry_run=True)
+    assert list(run.executed) == ["left"]
+    assert engine.state.version == 0 and engine.state.domain.left == 0

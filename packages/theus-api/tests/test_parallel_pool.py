@@ -81,3 +81,19 @@ def test_shutdown_joins_every_worker_and_cancels_queued_calls() -> None:
     with pytest.raises(RuntimeError, match="after shutdown"):
         executor.submit(os.getpid)
     executor.shutdown()  # idempotent
+
+
+def test_the_worker_module_needs_no_compiled_module() -> None:
+    """A sub-interpreter cannot load PyO3 modules, numpy or pydantic-core (REQUIREMENTS §8):
+    importing the worker side must not pull any of them in."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, theus.parallel.worker, theus_reference._transaction\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('theus_rust', 'pydantic', 'pydantic_core', 'numpy'))\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

@@ -443,3 +443,10 @@ def test_a_dry_run_fork_keeps_the_executor(make_engine, executor):
     run = engine.execute_workflow("steps:\n  - {process: left, with: {x: 5}}\n", dry_run=True)
     assert list(run.executed) == ["left"]
     assert engine.state.version == 0 and engine.state.domain.left == 0
+
+
+def test_an_argument_that_cannot_be_pickled_is_a_clear_error(make_engine, pool):
+    engine = make_engine({"domain": {"n": 1}}, executor=pool)
+    with pytest.raises(TypeError, match="'square': its call cannot be sent to the worker"):
+        engine.execute(procs.square, x=lambda: 1)
+    assert engine.state.version == 0

@@ -450,3 +450,13 @@ def test_an_argument_that_cannot_be_pickled_is_a_clear_error(make_engine, pool):
     with pytest.raises(TypeError, match="'square': its call cannot be sent to the worker"):
         engine.execute(procs.square, x=lambda: 1)
     assert engine.state.version == 0
+
+
+def test_a_durable_engine_stores_a_parallel_commit(make_engine, executor, tmp_path):
+    path = str(tmp_path / "run.db")
+    engine = make_engine(MIX_CONTEXT, store=path, run_id="r1", executor=executor)
+    engine.execute(procs.mix_parallel, k=4)
+    expected = engine.state.to_dict()
+    engine.close()
+    again = make_engine(store=path, run_id="r1", executor=executor)
+    assert again.state.version == 1 and again.state.to_dict() == expected

@@ -1,10 +1,11 @@
 """The engine side of a parallel process (spec/22): ship, run on a worker, commit the delta.
 
-Each attempt begins a real transaction for the process on the engine's core, reads every
-existing path its contract covers through ``tx.get`` (so the reads are recorded for conflict
-detection on every backend) as plain data, sends a :class:`~theus.parallel.task.Task` to the
-executor, and applies the worker's :class:`~theus.parallel.task.Outcome` to the transaction,
-which then commits through the usual path (contract, zones, commit pipeline, OCC). A conflict
+Each attempt begins a real transaction for the process on the engine's core, ships every
+existing path its contract covers, as plain data of the transaction's base version, in a
+:class:`~theus.parallel.task.Task` to the executor, then records on the transaction the reads
+the worker reports (through ``tx.get``, so conflict detection is the inline process's on every
+backend) and applies the worker's :class:`~theus.parallel.task.Outcome`; the transaction
+commits through the usual path (contract, zones, commit pipeline, OCC). A conflict
 re-runs the attempt with fresh inputs, following the process's retry policy: the attempt loop
 is :func:`theus._runner._attempts`, the same as inline.
 """

@@ -1,0 +1,1 @@
+"""Parallel execution of processes (spec/22-parallel.md)."""

@@ -11,7 +11,7 @@ import contextvars
 import functools
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Executor
 from typing import Any, cast
 
@@ -154,13 +154,19 @@ def settle(tx: TxCore, spec: ProcessSpec, result: Any, attempt: int) -> int | No
     try:
         snapshot = tx.commit()
     except ConflictError as exc:
-        if attempt >= spec.retries:
-            raise ConflictError(
-                f"process {spec.name!r} lost to concurrent commits {attempt + 1} times "
-                f"(retries={spec.retries}): {exc}"
-            ) from exc
+        _lost(spec, attempt, exc)
         return None
     return int(snapshot.version)
+
+
+def _lost(spec: ProcessSpec, attempt: int, exc: ConflictError) -> None:
+    """Attempt ``attempt`` lost: return to re-run it; ``ConflictError`` when re-runs are
+    exhausted."""
+    if attempt >= spec.retries:
+        raise ConflictError(
+            f"process {spec.name!r} lost to concurrent commits {attempt + 1} times "
+            f"(retries={spec.retries}): {exc}"
+        ) from exc
 
 
 async def _attempts(
@@ -171,19 +177,35 @@ async def _attempts(
     sleep: Callable[[float], Awaitable[None]],
     rng: random.Random,
     exclusive: bool,
+    remote: bool = False,
 ) -> tuple[Any, int]:
     """The attempt loop (spec/05), one for the sync and the async front-end: begin, run the
     process (``await invoke(ctx)``), map its return value, commit; on conflict re-run as the
     process's :class:`~theus.retry.RetryPolicy` says (``exclusive``: the last re-run of a sync
     process holds the commit order). Returns the process's return value and the version its
-    commit made."""
+    commit made.
+
+    ``remote`` (parallel processes, spec/22): ``invoke`` receives the transaction itself, runs
+    the process on a worker and applies the worker's delta (return mapping included) to it; a
+    :class:`theus.parallel.dispatch.Stale` it raises counts as a lost attempt."""
     policy = spec.retry_policy
     attempt = 0
     while True:
         tx = core.begin(handle, exclusive and policy.exclusive(attempt))
         try:
-            result = await invoke(tx.ctx)
-            version = settle(tx, spec, result, attempt)
+            if remote:
+                from .parallel.dispatch import Stale
+
+                try:
+                    result = await invoke(tx)
+                except Stale as exc:
+                    _lost(spec, attempt, exc)
+                    version = None
+                else:
+                    version = settle(tx, spec, None, attempt)
+            else:
+                result = await invoke(tx.ctx)
+                version = settle(tx, spec, result, attempt)
             if version is not None:
                 return result, version
         finally:
@@ -208,7 +230,11 @@ def run_sync(
     async def invoke(ctx: Any) -> Any:
         return func(ctx, **kwargs)
 
-    loop = _attempts(core, handle, spec, invoke, _sleep_blocking, rng, True)
+    return _drive(_attempts(core, handle, spec, invoke, _sleep_blocking, rng, True))
+
+
+def _drive(loop: Coroutine[Any, Any, tuple[Any, int]]) -> tuple[Any, int]:
+    """Run an attempt loop that never suspends (sync front-ends) to its result."""
     try:
         loop.send(None)
     except StopIteration as done:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import inspect
 from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar, overload
 
@@ -15,6 +16,7 @@ from .retry import RetryPolicy
 from .zones import Zone, zone_of
 
 __all__ = [
+    "EXECUTOR_NAMES",
     "Contract",
     "ProcessSpec",
     "Semantic",
@@ -41,7 +43,8 @@ SemanticType = Semantic
 #: Theus 3 spellings of the namespaces in patterns (spec/19): ``domain_ctx.x`` is ``domain.x``.
 NAMESPACE_ALIASES = {"domain_ctx": "domain", "global_ctx": "global", "global_": "global"}
 
-PARALLEL_ISSUE = "issue 11 (parallel processes)"
+#: the executor names ``@process(executor=...)`` and ``TheusEngine(executor=...)`` accept
+EXECUTOR_NAMES = ("processes", "threads", "subinterpreters")
 
 #: Theus 3's zone roots used as namespaces: what to write instead (spec/19).
 _ZONE_NAMESPACE_HINTS = {
@@ -66,6 +69,11 @@ class ProcessSpec:
     #: Theus 3's ``errors=`` and ``side_effects=``: kept as metadata, never checked (spec/19)
     errors: tuple[str, ...] = ()
     side_effects: tuple[str, ...] = ()
+    #: runs on a worker, outside the caller's interpreter (spec/22)
+    parallel: bool = False
+    #: the executor of a parallel process: a name of :data:`EXECUTOR_NAMES`, a
+    #: ``concurrent.futures.Executor``, or None for the engine's default (spec/22)
+    executor: Any = None
 
     def contract(self) -> Contract:
         """The compiled contract (coverage with caches)."""
@@ -124,6 +132,7 @@ def _make_spec(
     errors: Iterable[str] | None = None,
     side_effects: Iterable[str] | None = None,
     parallel: bool = False,
+    executor: Any = None,
 ) -> ProcessSpec:
     if not callable(fn):
         raise TypeError(f"@process expects a function, not {type(fn).__name__}")
@@ -151,11 +160,14 @@ def _make_spec(
         raise TypeError(f"process {label!r}: cpu_heavy must be a bool, not {cpu_heavy!r}")
     if not isinstance(parallel, bool):
         raise TypeError(f"process {label!r}: parallel must be a bool, not {parallel!r}")
-    if parallel:
-        raise NotImplementedError(
-            f"process {label!r}: @process(parallel=True) runs a process on other cores, which "
-            f"is not built yet ({PARALLEL_ISSUE}); drop parallel=True to run it in this "
-            "process, or cpu_heavy=True to run it on a worker thread from async code"
+    check_executor(executor, f"process {label!r}: executor")
+    if executor is not None:
+        parallel = True
+    is_async = inspect.iscoroutinefunction(fn)
+    if parallel and is_async:
+        raise TypeError(
+            f"process {label!r}: a parallel process must be a plain def, not async def "
+            "(its worker runs it synchronously); drop parallel=/executor= or make it sync"
         )
     return ProcessSpec(
         name=label,
@@ -165,9 +177,29 @@ def _make_spec(
         semantic=sem,
         retries=retries,
         cpu_heavy=cpu_heavy,
-        is_async=inspect.iscoroutinefunction(fn),
+        is_async=is_async,
         errors=_names(errors, label, "errors"),
         side_effects=_names(side_effects, label, "side_effects"),
+        parallel=parallel,
+        executor=executor,
+    )
+
+
+def check_executor(executor: Any, where: str) -> None:
+    """``TypeError``/``ValueError`` unless ``executor`` is None, a name of
+    :data:`EXECUTOR_NAMES` or a ``concurrent.futures.Executor`` (spec/22)."""
+    if executor is None or isinstance(executor, Executor):
+        return
+    if isinstance(executor, str):
+        if executor not in EXECUTOR_NAMES:
+            raise ValueError(
+                f"{where} must be one of {list(EXECUTOR_NAMES)} or a "
+                f"concurrent.futures.Executor, not {executor!r}"
+            )
+        return
+    raise TypeError(
+        f"{where} must be one of {list(EXECUTOR_NAMES)} or a concurrent.futures.Executor, "
+        f"not {type(executor).__name__} {executor!r}"
     )
 
 
@@ -185,6 +217,7 @@ def process(
     errors: Iterable[str] | None = None,
     side_effects: Iterable[str] | None = None,
     parallel: bool = False,
+    executor: Any = None,
 ) -> Callable[[F], F]: ...
 def process(
     fn: Any = None,
@@ -199,6 +232,7 @@ def process(
     errors: Iterable[str] | None = None,
     side_effects: Iterable[str] | None = None,
     parallel: bool = False,
+    executor: Any = None,
 ) -> Any:
     """Declare a process: the paths it reads (``inputs``) and may write (``outputs``).
 
@@ -209,8 +243,11 @@ def process(
         def deposit(ctx, amount: int) -> None:
             ctx.domain.balance += amount
 
-    Theus 3's ``errors=`` and ``side_effects=`` are kept on the spec as metadata;
-    ``parallel=True`` raises ``NotImplementedError`` until parallel processes exist (spec/19).
+    Theus 3's ``errors=`` and ``side_effects=`` are kept on the spec as metadata (spec/19).
+    ``parallel=True`` runs the process on a worker of the engine's executor, ``executor=``
+    (``"processes"``, ``"threads"``, ``"subinterpreters"`` or a
+    ``concurrent.futures.Executor``) on that one; its declared inputs and outputs are shipped
+    as plain data and its writes come back as a delta committed by the usual rules (spec/22).
     """
 
     def decorate(f: F) -> F:
@@ -225,6 +262,7 @@ def process(
             errors=errors,
             side_effects=side_effects,
             parallel=parallel,
+            executor=executor,
         )
         f.__theus_process__ = spec  # type: ignore[attr-defined]
         return f

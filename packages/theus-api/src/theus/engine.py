@@ -21,8 +21,9 @@ from . import messages
 from ._discovery import select_backend
 from ._runner import run_async, run_sync
 from .compat import _support as _v3  # Theus 3 surface (spec/19)
-from .contracts import ProcessSpec, spec_of, validate_contract
+from .contracts import ProcessSpec, check_executor, spec_of, validate_contract
 from .errors import (
+    BatchError,
     ConflictError,
     ContextError,
     NestedExecutionError,
@@ -36,6 +37,8 @@ from .flux.position import Position
 from .flux.run import prepare
 from .heavy import HeavyZone
 from .outbox import Outbox, OutboxBuffer, OutboxStage
+from .parallel.dispatch import Target, dispatch_async, dispatch_sync
+from .parallel.executors import check_available, make_executor
 from .paths import parse_path, parse_pattern
 from .pipeline import CommitPipeline, Stage
 from .protocols import EngineCore, EngineOptions, HubCore, TxCore
@@ -105,15 +108,23 @@ async def _cancel_all() -> None:
 
 
 def _shutdown(
-    loop_box: list[_Loop | None], pool_box: list[Executor | None], outbox: Outbox
+    loop_box: list[_Loop | None],
+    pool_box: list[Executor | None],
+    outbox: Outbox,
+    parallel: dict[str, Target],
+    wait: bool = False,
 ) -> None:
     outbox.close()
     loop, pool = loop_box[0], pool_box[0]
     loop_box[0] = pool_box[0] = None
+    owned = list(parallel.values())
+    parallel.clear()
     if loop is not None:
         loop.stop()
     if pool is not None:
         pool.shutdown(wait=False)
+    for target in owned:  # the engine's own parallel executors (spec/22); a user's stays open
+        target.executor.shutdown(wait=wait, cancel_futures=True)
 
 
 _POLL = 0.25  # seconds between checks that the engine loop is still alive while a caller waits
@@ -153,7 +164,13 @@ class TheusEngine:
         store: Any = None,
         run_id: str | None = None,
         write_timeout_ms: int | None = None,
+        executor: Any = "processes",
     ) -> None:
+        check_executor(executor, "TheusEngine(executor=...)")
+        if executor is None:
+            executor = "processes"
+        if isinstance(executor, str):
+            check_available(executor, "TheusEngine(executor=...)")
         for name, flag in (("strict_guards", strict_guards), ("strict_cas", strict_cas)):
             if not isinstance(flag, bool):
                 raise TypeError(f"TheusEngine({name}=...) must be a bool, not {flag!r}")
@@ -204,9 +221,11 @@ class TheusEngine:
         self._loop_box: list[_Loop | None] = [None]
         self._pool_box: list[Executor | None] = [None]
         self._helpers_lock = threading.RLock()
+        self._default_executor: Any = executor
+        self._parallel: dict[str, Target] = {}  # executors this engine made, by name
         self._closed = False
         self._finalizer = weakref.finalize(
-            self, _shutdown, self._loop_box, self._pool_box, self._outbox
+            self, _shutdown, self._loop_box, self._pool_box, self._outbox, self._parallel
         )
 
     # -- introspection -------------------------------------------------------------------
@@ -327,6 +346,8 @@ class TheusEngine:
         marker = _Execution()
         token = self._running.set(marker)
         try:
+            if spec.parallel:
+                return self._dispatch(spec, handle, kwargs)[0]
             if self._native:
                 return self._core.execute(handle, kwargs)  # type: ignore[attr-defined]
             return run_sync(self._core, handle, spec, kwargs, self._rng)[0]
@@ -344,6 +365,8 @@ class TheusEngine:
         marker = _Execution()
         token = self._running.set(marker)
         try:
+            if spec.parallel:
+                return self._dispatch(spec, handle, kwargs)[1]
             if self._native:
                 return int(self._core.execute_step(handle, kwargs)[1])  # type: ignore[attr-defined]
             return run_sync(self._core, handle, spec, kwargs, self._rng)[1]
@@ -358,8 +381,7 @@ class TheusEngine:
         marker = _Execution()
         token = self._running.set(marker)
         try:
-            run = run_async(self._core, handle, spec, kwargs, self._rng, self._executor)
-            return (await run)[1]
+            return (await self._arun(spec, handle, kwargs))[1]
         finally:
             marker.active = False
             self._running.reset(token)
@@ -373,11 +395,138 @@ class TheusEngine:
         marker = _Execution()
         token = self._running.set(marker)
         try:
-            run = run_async(self._core, handle, spec, kwargs, self._rng, self._executor)
-            return (await run)[0]
+            return (await self._arun(spec, handle, kwargs))[0]
         finally:
             marker.active = False
             self._running.reset(token)
+
+    # -- batches (spec/22) ------------------------------------------------------------------
+    def execute_many(self, calls: Iterable[Any], /) -> list[Any]:
+        """Run several calls concurrently and return their results in order (spec/22).
+
+        ``calls`` holds ``(process, kwargs)`` pairs (``kwargs`` a mapping, or None). Parallel
+        processes run on their executors at once, other ones on threads as concurrent
+        ``execute`` calls would. Every call runs, and each commits on its own; when any
+        failed, :class:`theus.errors.BatchError` (an ``ExceptionGroup``) is raised after all
+        ran, holding the failed calls' exceptions and ``results`` (a value or an exception
+        per call, in order)."""
+        self._enter("engine.execute_many()")
+        batch = self._batch(calls, "engine.execute_many()")
+        if not batch:
+            return []
+        outcomes: list[Any] = [None] * len(batch)
+        ok = [False] * len(batch)
+
+        def run(i: int) -> None:
+            name, kwargs = batch[i]
+            try:
+                outcomes[i] = self.execute(name, **kwargs)
+                ok[i] = True
+            except BaseException as exc:
+                outcomes[i] = exc
+
+        workers = min(len(batch), _BATCH_THREADS)
+        with ThreadPoolExecutor(workers, thread_name_prefix=f"theus-{self._id}-batch") as pool:
+            list(pool.map(run, range(len(batch))))
+        return _batch_results(batch, outcomes, ok)
+
+    async def aexecute_many(self, calls: Iterable[Any], /) -> list[Any]:
+        """:meth:`execute_many` from async code: every call is an ``aexecute`` task (parallel
+        processes on their executors; the loop keeps running)."""
+        self._enter("engine.aexecute_many()")
+        batch = self._batch(calls, "engine.aexecute_many()")
+        done = await asyncio.gather(
+            *(self.aexecute(name, **kwargs) for name, kwargs in batch), return_exceptions=True
+        )
+        ok = [not isinstance(v, BaseException) for v in done]
+        return _batch_results(batch, list(done), ok)
+
+    def map(self, fn_or_name: Any, items: Iterable[Any], /) -> list[Any]:
+        """Run ``fn_or_name`` once per item, concurrently, results in order (spec/22).
+
+        A process with exactly one parameter after ``ctx`` receives each item as that
+        parameter (whatever it is, a dict too); any other process needs each item to be a
+        mapping of keyword arguments. Errors as for :meth:`execute_many`."""
+        return self.execute_many(self._map_calls(fn_or_name, items, "engine.map()"))
+
+    async def amap(self, fn_or_name: Any, items: Iterable[Any], /) -> list[Any]:
+        """:meth:`map` from async code."""
+        return await self.aexecute_many(self._map_calls(fn_or_name, items, "engine.amap()"))
+
+    def _map_calls(self, fn_or_name: Any, items: Iterable[Any], what: str) -> list[Any]:
+        spec = self._entry(fn_or_name)[0]
+        if isinstance(items, str | bytes) or not isinstance(items, Iterable):
+            raise TypeError(f"{what}: items must be an iterable, not {type(items).__name__}")
+        param = _single_param(spec.func)
+        calls: list[Any] = []
+        for i, item in enumerate(items):
+            if param is not None:
+                calls.append((spec.name, {param: item}))
+            elif isinstance(item, Mapping):
+                calls.append((spec.name, dict(item)))
+            else:
+                raise TypeError(
+                    f"{what}: process {spec.name!r} does not take exactly one argument after "
+                    f"ctx, so each item must be a mapping of keyword arguments; item {i} is "
+                    f"{type(item).__name__} {item!r}"
+                )
+        return calls
+
+    def _batch(self, calls: Iterable[Any], what: str) -> list[tuple[str, dict[str, Any]]]:
+        """The calls of a batch, checked before any runs: (registered name, kwargs)."""
+        if isinstance(calls, str | bytes) or not isinstance(calls, Iterable):
+            raise TypeError(
+                f"{what} expects a list of (process, kwargs) pairs, not {type(calls).__name__}"
+            )
+        batch: list[tuple[str, dict[str, Any]]] = []
+        for i, call in enumerate(calls):
+            if not isinstance(call, tuple | list) or len(call) != 2:
+                raise TypeError(f"{what}: call {i} must be a (process, kwargs) pair, not {call!r}")
+            fn, kwargs = call
+            if kwargs is None:
+                kwargs = {}
+            if not isinstance(kwargs, Mapping):
+                raise TypeError(
+                    f"{what}: call {i}'s kwargs must be a mapping or None, "
+                    f"not {type(kwargs).__name__}"
+                )
+            spec = self._entry(fn)[0]
+            batch.append((spec.name, dict(kwargs)))
+        return batch
+
+    def _dispatch(self, spec: ProcessSpec, handle: Any, kwargs: dict[str, Any]) -> tuple[Any, int]:
+        """A parallel process from sync code (spec/22): on its executor, the caller waits."""
+        target = self._target(spec)
+        return dispatch_sync(self._core, handle, spec, kwargs, self._rng, target, self._strict[0])
+
+    async def _arun(
+        self, spec: ProcessSpec, handle: Any, kwargs: dict[str, Any]
+    ) -> tuple[Any, int]:
+        """Any process from async code: a parallel one on its executor (the loop runs on),
+        others as spec/11 says."""
+        if spec.parallel:
+            target = self._target(spec)
+            return await dispatch_async(
+                self._core, handle, spec, kwargs, self._rng, target, self._strict[0]
+            )
+        return await run_async(self._core, handle, spec, kwargs, self._rng, self._executor)
+
+    def _target(self, spec: ProcessSpec) -> Target:
+        """The executor of a parallel process: its own ``executor=``, else the engine's."""
+        choice = spec.executor if spec.executor is not None else self._default_executor
+        if isinstance(choice, Executor):
+            return Target(choice, True)  # a user's executor (Dask, Ray ...): calls are pickled
+        target = self._parallel.get(choice)
+        if target is not None:
+            return target
+        with self._helpers_lock:
+            self._check_open()
+            target = self._parallel.get(choice)
+            if target is None:
+                check_available(choice, f"process {spec.name!r}")
+                pool, pickled = make_executor(choice, f"theus-{self._id}")
+                target = self._parallel[choice] = Target(pool, pickled)
+            return target
 
     async def _boxed(self, spec: ProcessSpec, handle: Any, kwargs: dict[str, Any]) -> Any:
         """Run an async process on the engine loop; every outcome comes back as a value, so
@@ -750,7 +899,8 @@ class TheusEngine:
             )
         self._closed = True
         self._core.close()
-        self._finalizer()
+        if self._finalizer.detach() is not None:
+            _shutdown(self._loop_box, self._pool_box, self._outbox, self._parallel, wait=True)
         if self._durable is not None:
             self._durable.release()
 
@@ -859,3 +1009,48 @@ def _check_context(context: Mapping[str, Any] | None) -> dict[str, Any]:
                 f"not {type(value).__name__}"
             )
     return out
+
+
+_BATCH_THREADS = 64  # threads of one execute_many() call at most
+
+
+def _single_param(func: Callable[..., Any]) -> str | None:
+    """The name of the one parameter ``func`` takes after ``ctx``, or None (none, several, or
+    ``*args``/``**kwargs``)."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(func).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    if len(params) == 1 and params[0].kind in kinds:
+        return params[0].name
+    return None
+
+
+def _batch_results(
+    batch: list[tuple[str, dict[str, Any]]], outcomes: list[Any], ok: list[bool]
+) -> list[Any]:
+    """The results of a batch, or ``BatchError`` when a call failed (a ``BaseException`` that
+    is not an ``Exception``, e.g. ``KeyboardInterrupt``, is re-raised as it is)."""
+    failed = [i for i, good in enumerate(ok) if not good]
+    if not failed:
+        return outcomes
+    for i in failed:
+        if not isinstance(outcomes[i], Exception):
+            raise outcomes[i]
+    errors: list[Exception] = []
+    for i in failed:
+        exc = outcomes[i]
+        exc.add_note(f"engine batch: call {i} (process {batch[i][0]!r})")
+        errors.append(exc)
+    first = failed[0]
+    raise BatchError(
+        f"{len(failed)} of {len(batch)} calls failed (the others committed); first: call "
+        f"{first} (process {batch[first][0]!r}): {type(outcomes[first]).__name__}: "
+        f"{outcomes[first]}",
+        errors,
+        outcomes,
+        failed,
+    )

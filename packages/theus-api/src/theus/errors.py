@@ -8,6 +8,7 @@ existing ``except`` clauses keep working.
 from __future__ import annotations
 
 import queue
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
@@ -36,6 +37,9 @@ __all__ = [
     "StoreError",
     "StoreConflictError",
     "StoreCorruptError",
+    "WorkerError",
+    "BatchError",
+    "ExecutorUnavailableError",
 ]
 
 
@@ -288,3 +292,58 @@ class StoreConflictError(StoreError):
 class StoreCorruptError(StoreError, ValueError):
     """A stored row is not in the durable format (tampered, truncated or foreign); the message
     names the run and the version (spec/21)."""
+
+
+class WorkerError(TheusError, RuntimeError):
+    """The worker running a parallel process died (killed, segfault, ``os._exit``) or could not
+    be reached (spec/22): that call failed and committed nothing; the pool replaced the worker.
+
+    ``pid`` and ``exitcode`` (negative: the signal number) name the dead worker when known.
+    """
+
+    def __init__(self, message: str, pid: int | None = None, exitcode: int | None = None) -> None:
+        super().__init__(message)
+        self.pid = pid
+        self.exitcode = exitcode
+
+    def __reduce__(self) -> Any:
+        return (type(self), (str(self), self.pid, self.exitcode))
+
+
+class ExecutorUnavailableError(TheusError, LookupError):
+    """The executor asked for cannot run in this interpreter (spec/22): the message names what
+    is available. Theus never falls back to another executor silently."""
+
+
+class BatchError(TheusError, ExceptionGroup):
+    """Some items of ``execute_many``/``map`` failed (spec/22); raised after every item ran.
+
+    An ``ExceptionGroup`` of the failed items' exceptions (each with a note naming its index and
+    process); ``results`` holds every item's outcome in order: the return value of a
+    successful item (its commit stands), the exception of a failed one; ``failed`` the indices
+    of the failed items.
+    """
+
+    results: list[Any]
+    failed: tuple[int, ...]
+
+    def __new__(
+        cls, message: str, exceptions: Sequence[Exception], results: list[Any] | None = None,
+        failed: Sequence[int] = (),
+    ) -> BatchError:  # fmt: skip
+        self = super().__new__(cls, message, exceptions)
+        self.results = list(results or [])
+        self.failed = tuple(failed)
+        return self
+
+    def __init__(
+        self, message: str, exceptions: Sequence[Exception], results: list[Any] | None = None,
+        failed: Sequence[int] = (),
+    ) -> None:  # fmt: skip
+        super().__init__(message, exceptions)
+
+    def derive(self, excs: Sequence[Exception]) -> BatchError:  # type: ignore[override]
+        return BatchError(self.message, excs, self.results, self.failed)
+
+    def __reduce__(self) -> Any:
+        return (type(self), (self.message, list(self.exceptions), self.results, self.failed))

@@ -129,8 +129,9 @@ class _NotImportable:
 
 @needs_subinterpreters
 def test_theus_imports_without_native_modules(pool: SubinterpreterExecutor) -> None:
-    loaded, modules = pool.submit(funcs.import_then_modules, "theus", "theus_reference").result()
-    assert loaded == {"theus": "ok", "theus_reference": "ok"}
+    names = ("theus", "theus_reference", "theus.parallel.worker", "theus.heavy")
+    loaded, modules = pool.submit(funcs.import_then_modules, *names).result()
+    assert loaded == dict.fromkeys(names, "ok")
     assert "theus" in modules and "theus_reference" in modules
     assert not [m for m in modules if m.split(".")[0] in ("pydantic", "theus_rust", "numpy")]
 

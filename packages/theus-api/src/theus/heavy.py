@@ -38,7 +38,15 @@ from typing import Any
 
 from .errors import TheusError
 
-__all__ = ["SHM_DIR", "HeavyBuffer", "HeavyZone", "HeavyZoneError", "segment_path"]
+__all__ = [
+    "SHM_DIR",
+    "HeavyBuffer",
+    "HeavyZone",
+    "HeavyZoneError",
+    "remove_stale_segments",
+    "segment_path",
+    "segments_of",
+]
 
 SHM_DIR = "/dev/shm"
 PREFIX = "theus-"
@@ -102,6 +110,16 @@ def remove_stale_segments() -> list[str]:
             _unlink(entry.path)
             removed.append(entry.name)
     return removed
+
+
+def segments_of(pid: int | None = None) -> list[str]:
+    """The names of the heavy segments in ``/dev/shm`` allocated by process ``pid`` (default:
+    this one) that still exist — what a test suite checks is empty at its end."""
+    prefix = f"{PREFIX}{os.getpid() if pid is None else pid}-"
+    try:
+        return sorted(e.name for e in os.scandir(SHM_DIR) if e.name.startswith(prefix))
+    except OSError:
+        return []
 
 
 class HeavyBuffer(mmap.mmap):

@@ -74,3 +74,20 @@ def test_flux_fanout_example_runs():
     assert lines[1] == "digest: 2 headlines, 2 prices, -2 C, alerts ['frost'] (version 5)"
     assert lines[2].startswith("refused: <string>:3:15: steps[0].branches: branches 0 and 1 ")
     assert "process 'fetch_weather' (<string>:3:17) writes 'domain.weather'" in lines[2]
+
+
+def test_parallel_example_runs():
+    pytest.importorskip("theus_reference")  # the worker side runs on the reference backend
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / "parallel.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("scored 4 documents in ")
+    assert lines[1] == "scores: {'d0': 9829, 'd1': 7357, 'd2': 7372, 'd3': 7369}"
+    assert lines[2] == "batch: 1 failed (KeyError('missing')), d1 committed"
+    assert lines[3] == "version: 6"

@@ -44,6 +44,9 @@ HIERARCHY = {
     "AuditAbortError": (theus.AuditViolationError,),
     "AuditBlockError": (theus.AuditViolationError,),
     "AuditRecipeError": (TheusError, ValueError),
+    "WorkerError": (TheusError, RuntimeError),
+    "ExecutorUnavailableError": (TheusError, LookupError),
+    "BatchError": (TheusError, ExceptionGroup),
 }
 
 

@@ -446,18 +446,21 @@ def test_scan_and_register(make_engine, tmp_path):
         engine.scan_and_register(str(tmp_path / "nowhere"))
 
 
-def test_process_keywords_errors_side_effects_parallel():
+def test_process_keywords_errors_side_effects_parallel(make_engine):
     @process(outputs=["domain.x"], errors=["ValueError"], side_effects=["email"])
     def noted(ctx):
         return 1
 
     spec = noted.__theus_process__
     assert (spec.errors, spec.side_effects) == (("ValueError",), ("email",))
-    with pytest.raises(NotImplementedError, match="issue 11"):
 
-        @process(outputs=["domain.x"], parallel=True)
-        def on_other_cores(ctx):
-            return 1
+    @process(outputs=["domain.x"], parallel=True)  # runs on a worker (spec/22)
+    def on_other_cores(ctx):
+        return 1
+
+    assert on_other_cores.__theus_process__.parallel
+    engine = make_engine({"domain": {"x": 0}}, executor="threads")
+    assert engine.execute(on_other_cores) == 1 and engine.state.domain.x == 1
 
     with pytest.raises(TypeError):
 

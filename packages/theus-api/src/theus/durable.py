@@ -436,6 +436,7 @@ def fork(engine: Any, version: int, run_id: str | None) -> Any:
         audit_recipe=None if audit is None else audit.recipe,
         store=run.store,
         run_id=new_id,
+        executor=engine.executor,
     )
     owner = run.share()
     if owner is not None:

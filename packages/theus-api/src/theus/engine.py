@@ -245,6 +245,12 @@ class TheusEngine:
         return self._core.snapshot()
 
     @property
+    def executor(self) -> Any:
+        """The default executor of this engine's parallel processes (spec/22): a name or the
+        ``concurrent.futures.Executor`` given as ``TheusEngine(executor=...)``."""
+        return self._default_executor
+
+    @property
     def signals(self) -> SignalHub:
         """The engine's own SignalHub (spec/08)."""
         return cast(SignalHub, self._hub)

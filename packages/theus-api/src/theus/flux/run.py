@@ -201,6 +201,7 @@ def _fork(engine: Any) -> Any:
         strict_cas=engine.strict_cas,
         audit_recipe=None if audit is None else audit.recipe,
         version=snapshot.version,
+        executor=engine.executor,
     )
     schema = engine._pipeline.find("schema")
     if schema is not None:

@@ -58,8 +58,9 @@ def prepare(
     core: EngineCore, tx: TxCore, spec: ProcessSpec, kwargs: dict[str, Any], pickled: bool,
     strict_guards: bool,
 ) -> Task:  # fmt: skip
-    """The task of one attempt: the existing paths covered by the contract, read through
-    ``tx`` at its base version, as plain data in a sparse context."""
+    """The task of one attempt: the existing paths covered by the contract, as plain data of
+    the transaction's base version in a sparse context. Nothing is recorded here: the worker
+    reports what the process read, and :func:`finish` records those reads on ``tx``."""
     snapshot = core.snapshot()
     if int(snapshot.version) != int(tx.version):
         raise Stale(
@@ -69,26 +70,27 @@ def prepare(
     patterns = spec.inputs + spec.outputs
     context: dict[str, Any] = {str(ns): {} for ns in snapshot}
     found: list[Path] = []
+    maps: list[Path] = []  # the maps walked through: present (sparse) in the worker too
     for pattern in patterns:
         ns = pattern.segments[0]
         if ns in context:
-            _visit(spec, pattern, (ns,), snapshot[ns], found)
+            _visit(spec, pattern, (ns,), snapshot[ns], found, maps)
+    for path in maps:
+        _insert(context, path, None, only_maps=True)
     shipped: list[Path] = []
     for path in sorted(set(found), key=len):
         if any(path[: len(p)] == p for p in shipped):
             continue  # below a path shipped whole already
-        value = tx.get(format_path(path), _MISSING)
+        value = snapshot.get(format_path(path), _MISSING)
         if value is _MISSING:
             continue
         shipped.append(path)
         _insert(context, path, value if zone_of(path) is Zone.HEAVY else _plain(value))
     signals: list[tuple[Path, Any]] = []
-    for dotted in snapshot.signals:
+    for dotted, value in snapshot.signals.items():
         path = parse_path(dotted)
         if any(p.covers(path) for p in patterns):
-            value = tx.get(dotted, _MISSING)
-            if value is not _MISSING:
-                signals.append((path, _plain(value)))
+            signals.append((path, _plain(value)))
     target: Any = func_ref(spec.func, spec.name) if pickled else spec.func
     return Task(
         target=target,
@@ -106,27 +108,33 @@ def prepare(
     )
 
 
-def _visit(spec: ProcessSpec, pattern: Pattern, path: Path, node: Any, out: list[Path]) -> None:
+def _visit(
+    spec: ProcessSpec, pattern: Pattern, path: Path, node: Any, out: list[Path], maps: list[Path]
+) -> None:
     """Collect in ``out`` the paths at or below ``path`` (holding ``node`` in the snapshot)
-    that ``pattern`` covers, descending only where it can lead."""
+    that ``pattern`` covers, descending only where it can lead (the maps it descends through
+    in ``maps``)."""
     if pattern.covers(path):
         out.append(path)
         return
     if zone_of(path) is Zone.HEAVY or isinstance(node, str | bytes):
         return  # a heavy value is one value; a pattern below it reaches nothing shippable
     if isinstance(node, Mapping):
+        maps.append(path)
         depth = len(path)
         prefix = pattern.literal_prefix
         if depth < len(prefix):  # a literal segment: one key, no scan
             key = prefix[depth]
             if key in node:
-                _visit(spec, pattern, (*path, key), node[key], out)
+                _visit(spec, pattern, (*path, key), node[key], out, maps)
             return
         for key in node:
             child = (*path, str(key))
             if pattern.leads_to(child):
-                _visit(spec, pattern, child, node[key], out)
+                _visit(spec, pattern, child, node[key], out, maps)
     elif isinstance(node, Sequence) and len(node) and pattern.leads_to((*path, "0")):
+        if any(p.covers(path) for p in spec.inputs + spec.outputs):
+            return  # another pattern ships the whole list
         raise InvalidContractError(
             f"parallel process {spec.name!r}: pattern {pattern.text!r} reaches into the list at "
             f"{format_path(path)!r}; a worker receives whole lists only, so declare the list "
@@ -134,14 +142,17 @@ def _visit(spec: ProcessSpec, pattern: Pattern, path: Path, node: Any, out: list
         )
 
 
-def _insert(context: dict[str, Any], path: Path, value: Any) -> None:
+def _insert(context: dict[str, Any], path: Path, value: Any, only_maps: bool = False) -> None:
+    """Put ``value`` at ``path`` in the sparse context (``only_maps``: make sure the maps down
+    to ``path`` exist)."""
     node = context
-    for segment in path[:-1]:
+    for segment in path if only_maps else path[:-1]:
         child = node.get(segment)
         if not isinstance(child, dict):
             child = node[segment] = {}
         node = child
-    node[path[-1]] = value
+    if not only_maps:
+        node[path[-1]] = value
 
 
 def submit(target: Target, task: Task) -> concurrent.futures.Future[Outcome]:
@@ -168,8 +179,10 @@ def submit(target: Target, task: Task) -> concurrent.futures.Future[Outcome]:
         raise
 
 
-def finish(tx: TxCore, spec: ProcessSpec, outcome: Outcome) -> Any:
-    """Apply the worker's delta and outbox messages to ``tx``; re-raise its exception."""
+def finish(tx: TxCore, spec: ProcessSpec, outcome: Outcome, pickled: bool) -> Any:
+    """Record the process's reads on ``tx`` (at its base version, the values the worker saw),
+    apply the worker's delta and outbox messages; re-raise its exception (from a pickled call
+    with the worker's traceback text as its ``__cause__``, unless it has one)."""
     if not isinstance(outcome, Outcome):
         raise TypeError(
             f"parallel process {spec.name!r}: the executor returned {type(outcome).__name__}, "
@@ -177,9 +190,13 @@ def finish(tx: TxCore, spec: ProcessSpec, outcome: Outcome) -> Any:
         )
     error = outcome.error
     if error is not None:
-        if outcome.trace and error.__cause__ is None and error.__traceback__ is None:
+        if pickled and outcome.trace and error.__cause__ is None:
             error.__cause__ = RemoteTraceback(outcome.trace)
         raise error
+    for path in outcome.reads:  # what the process read, recorded as an inline read would be
+        value = tx.get(format_path(path), _MISSING)
+        if isinstance(value, Mapping | Sequence) and not isinstance(value, str | bytes):
+            len(value)  # a whole-container read (the worker observed it)
     if outcome.ops:
         tx.apply(Update(outcome.ops))
     for topic, payload in outcome.outbox:
@@ -222,7 +239,7 @@ def dispatch_sync(
                 future.cancel()
                 raise
             raise _failed(spec, exc) from None
-        return finish(tx, spec, outcome)
+        return finish(tx, spec, outcome, target.pickled)
 
     return _drive(_attempts(core, handle, spec, invoke, _sleep_blocking, rng, True, remote=True))
 
@@ -244,6 +261,6 @@ async def dispatch_async(
             raise
         except BaseException as exc:
             raise _failed(spec, exc) from None
-        return finish(tx, spec, outcome)
+        return finish(tx, spec, outcome, target.pickled)
 
     return await _attempts(core, handle, spec, invoke, asyncio.sleep, rng, False, remote=True)

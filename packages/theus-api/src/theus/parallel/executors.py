@@ -21,6 +21,8 @@ __all__ = ["available_executors", "check_available", "make_executor"]
 def _subinterp() -> tuple[Any, str]:
     """The sub-interpreter module, or None and why it cannot be used."""
     version = ".".join(map(str, sys.version_info[:3]))
+    if sys.version_info < (3, 13):
+        return None, f"sub-interpreters need Python >= 3.13 (this is {version})"
     try:
         module = importlib.import_module("theus.parallel.subinterp")
     except ImportError as exc:

@@ -86,6 +86,9 @@ class Task:
 class Outcome:
     """What a worker sends back: the attempt's delta, or the exception it raised."""
 
+    #: the paths the process read (recorded reads of its transaction, spec/05): the engine
+    #: records them on its own transaction, so conflicts are those of the inline process
+    reads: tuple[Path, ...] = ()
     #: ``(kind, path, value)`` operations of :class:`theus.update.Update`: ``set`` (plain
     #: value; signal paths too), ``delete``, ``append``
     ops: tuple[Op, ...] = ()

@@ -44,8 +44,15 @@ def run_task(task: Task) -> Outcome:
 
 
 def _run(task: Task) -> Outcome:
-    from theus_reference._engine import ReferenceEngine, make_snapshot
-    from theus_reference._transaction import Transaction
+    try:
+        from theus_reference._engine import ReferenceEngine, make_snapshot
+        from theus_reference._transaction import Transaction
+    except ImportError as exc:
+        raise ImportError(
+            f"parallel process {task.name!r}: its worker runs it on the pure-Python reference "
+            f"backend, which is not installed where the worker runs ({exc}); "
+            "pip install theus-reference (or theus-api[reference]) there"
+        ) from exc
 
     target = task.target
     func = target.resolve() if isinstance(target, FuncRef) else target
@@ -72,6 +79,7 @@ def _run(task: Task) -> Outcome:
         result = func(tx.ctx, **task.kwargs)
         apply_return(tx, spec, result)
         return Outcome(
+            reads=tuple(sorted(tx.reads)),
             ops=_delta(tx),
             outbox=tuple((m.topic, m.payload) for m in tx.outbox.messages),
             result=_plain_result(result),

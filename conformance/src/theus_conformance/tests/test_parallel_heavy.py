@@ -135,3 +135,15 @@ def test_in_a_sub_interpreter_a_heavy_array_is_a_read_only_memoryview(make_engin
         "shape": [2, 2],
         "values": [[1.0, 2.0], [3.0, 4.0]],
     }
+
+
+def test_a_heavy_value_a_worker_writes_back_is_the_callers_mapping(make_engine, one_worker):
+    engine = make_engine({"domain": {}}, executor=one_worker)
+    array = engine.heavy.alloc(4)
+    with engine.transaction() as tx:
+        tx.update(data={"domain": {"heavy_frame": array}})
+    engine.execute(procs.pass_heavy_on)
+    copy = engine.state.get("domain.heavy_copy")
+    assert np.shares_memory(copy, array) and copy.flags.writeable
+    array[0] = 5.0
+    assert copy[0] == 5.0

@@ -149,7 +149,16 @@ def _raise_outcome(outcome: tuple[Any, ...], what: str) -> Any:
     """Turn a runner outcome into the result, or raise what it describes."""
     kind = outcome[0]
     if kind == "ok":
-        return pickle.loads(outcome[1])
+        result = pickle.loads(outcome[1])
+        # A parallel process's own exception travels inside its Outcome (theus.parallel.task):
+        # give an import failure there the same hint as one raised by a plain callable.
+        error = getattr(result, "error", None)
+        if isinstance(error, ImportError) and "subinterpreter" in str(error):
+            from .task import Outcome
+
+            if isinstance(result, Outcome):
+                error.add_note(_HINT)
+        return result
     if kind == "raise":
         _, data, module, qualname, message, text = outcome
         exc: BaseException | None = None

@@ -88,3 +88,22 @@ def uses_numpy() -> object:
 def import_then_modules(*names: str) -> tuple[dict[str, str], list[str]]:
     """``import_and_report(*names)`` and then the modules loaded in this interpreter."""
     return import_and_report(*names), modules()
+
+
+def hold_gil(n: int) -> tuple[float, float]:
+    """``sum(range(n))``: one C call that never releases its interpreter's GIL; its interval
+    (time.monotonic)."""
+    start = time.monotonic()
+    sum(range(n))
+    return start, time.monotonic()
+
+
+def ticker(seconds: float) -> list[float]:
+    """time.monotonic() about every 0.1 ms for ``seconds``."""
+    ticks = [time.monotonic()]
+    end = ticks[0] + seconds
+    while ticks[-1] < end:
+        for _ in range(200):
+            pass
+        ticks.append(time.monotonic())
+    return ticks

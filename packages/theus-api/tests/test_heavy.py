@@ -9,6 +9,8 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import warnings
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -240,3 +242,22 @@ def test_a_zero_size_array_works(engine: TheusEngine) -> None:
 def test_the_zone_is_bound_to_its_engine(engine: TheusEngine) -> None:
     assert isinstance(engine.heavy, HeavyZone)
     assert repr(engine) in repr(engine.heavy)
+
+
+def test_a_forked_child_does_not_unlink_its_parents_segment(engine: TheusEngine) -> None:
+    buf = engine.heavy.alloc_bytes(8)
+    path = segment_path(buf.name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:  # the child: drop its copy of the buffer, run the exit finalizers
+        try:
+            del buf
+            gc.collect()
+            weakref.finalize._exitfunc()  # what a normal exit of the child would run
+            code = 0 if os.path.exists(path) else 1
+        finally:
+            os._exit(locals().get("code", 2))
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert os.path.exists(segment_path(buf.name))

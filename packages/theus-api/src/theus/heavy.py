@@ -77,6 +77,13 @@ def _unlink(path: str) -> None:
         os.unlink(path)
 
 
+def _release(path: str, owner_pid: int) -> None:
+    """Unlink a segment's file when its owner's buffer goes — in the owning process only (a
+    forked child inherits the buffer but must not unlink its parent's segment)."""
+    if os.getpid() == owner_pid:
+        _unlink(path)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -175,7 +182,7 @@ def _map(name: str, size: int, *, create: bool) -> HeavyBuffer:
         return buf
     os.close(fd)
     buf.name, buf.owner = name, True
-    weakref.finalize(buf, _unlink, path)
+    weakref.finalize(buf, _release, path, os.getpid())
     return buf
 
 

@@ -20,7 +20,9 @@ share theus.parallel).
   handoff cost = heavy - none (target < 1 ms); `time_pickle_copy` pickles an ordinary 100 MB
   array, what shipping it by value would cost at least. `track_copied_mb`: on a one-worker
   pool, the worker's private memory (RssAnon) after it received and read every element of the
-  100 MB array minus the same figure from a call without the array (target 0; a copy is 100).
+  100 MB array minus the same figure from a call without the array (target 0);
+  `track_copied_mb_plain` and `time_handoff_plain` are the same with an ordinary numpy array
+  at that path (shipped by value: what the measurement shows for a copy).
 - `ParallelCallOverhead.time_call`: one trivial call, `execute` of a process that writes one key on
   `threads` / `processes` / `subinterpreters` / `dask`, against `inline` execute and bare
   `concurrent.futures` submits of a trivial function on a `ThreadPoolExecutor`,
@@ -232,11 +234,19 @@ def _heavy_engine() -> TheusEngine:
     return _cached(("heavy-engine",), build)
 
 
-def _copied_engine() -> TheusEngine:
+def _plain_array() -> Any:
+    import numpy
+
+    return _cached(("plain-array",), lambda: numpy.ones(100 * MB // 8))
+
+
+def _copied_engine(plain: bool) -> TheusEngine:
+    """A one-worker engine holding the 100 MB heavy array, or (`plain`) an ordinary numpy
+    array of the same size at the same heavy_ path, which can only travel by value."""
     from theus.parallel.pool import ProcessPool
 
     engine = TheusEngine({"domain": {"seen": None}}, backend="reference", executor=ProcessPool(1))
-    frame = _heavy_engine().state.get("domain.heavy_frame")
+    frame = _plain_array() if plain else _heavy_engine().state.get("domain.heavy_frame")
     with engine.transaction() as tx:
         tx.update(data={"domain": {"heavy_frame": frame}})
     return engine
@@ -253,8 +263,6 @@ class ParallelHeavyHandoff:
     def setup(self) -> None:
         if importlib.util.find_spec("numpy") is None:
             raise NotImplementedError("numpy is not installed")
-        import numpy
-
         self.engine = _heavy_engine()
         self.bare = _cached(
             ("bare-engine",),
@@ -264,7 +272,7 @@ class ParallelHeavyHandoff:
                 executor=_executor("processes"),
             ),
         )
-        self.plain = _cached(("plain-array",), lambda: numpy.ones(100 * MB // 8))
+        self.plain = _plain_array()
         for engine in (self.engine, self.bare):
             engine.execute_many([(peek, {})] * WORKERS)  # warm every worker
 
@@ -279,18 +287,32 @@ class ParallelHeavyHandoff:
 
     time_pickle_copy.number = 1  # type: ignore[attr-defined]
 
+    def time_handoff_plain(self) -> None:
+        _cached(("copied-engine", True), lambda: _copied_engine(True)).execute(peek)
+
+    time_handoff_plain.number = 1  # type: ignore[attr-defined]
+
     def track_copied_mb(self) -> float:
-        # One worker, so both calls run in the same process: its private memory before the
-        # array reached it and after it read all of it.
-        engine = _cached(("copied-engine",), _copied_engine)
-        engine.execute(read_all)  # imports numpy there; not what is measured
-        engine.execute(rss_now)
-        before = engine.state.domain.seen[0]
-        engine.execute(read_all)
-        after = engine.state.domain.seen[0]
-        return max(0.0, (after - before) / 1024)
+        return _copied_mb(plain=False)
 
     track_copied_mb.unit = "MB"  # type: ignore[attr-defined]
+
+    def track_copied_mb_plain(self) -> float:
+        return _copied_mb(plain=True)
+
+    track_copied_mb_plain.unit = "MB"  # type: ignore[attr-defined]
+
+
+def _copied_mb(plain: bool) -> float:
+    # One worker, so every call runs in the same process: its private memory after a call
+    # without the array, and after one that received the array and read all of it.
+    engine = _cached(("copied-engine", plain), lambda: _copied_engine(plain))
+    engine.execute(read_all)  # imports numpy there; not what is measured
+    engine.execute(rss_now)
+    before = engine.state.domain.seen[0]
+    engine.execute(read_all)
+    after = engine.state.domain.seen[0]
+    return max(0.0, (after - before) / 1024)
 
 
 class ParallelCallOverhead:

@@ -155,3 +155,12 @@ def collect_garbage(ctx: Any) -> None:
 def pass_heavy_on(ctx: Any) -> None:
     """Stores the heavy array it received under another heavy key."""
     ctx.domain.heavy_copy = ctx.domain.heavy_frame
+
+
+@process(inputs=["domain.heavy_frame"], outputs=["domain.n"], parallel=True)
+def die_holding_heavy(ctx: Any) -> None:
+    """Maps the heavy array, then the worker is killed (SIGKILL) mid-call."""
+    import signal
+
+    float(ctx.domain.heavy_frame.sum())
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -10,7 +10,8 @@ import pickle
 
 import pytest
 
-from theus.heavy import segment_path
+from theus import WorkerError
+from theus.heavy import segment_path, segments_of
 from theus.parallel import subinterp
 from theus.parallel.pool import ProcessPool
 from theus_conformance.tests import _heavy_procs as procs
@@ -147,3 +148,23 @@ def test_a_heavy_value_a_worker_writes_back_is_the_callers_mapping(make_engine, 
     assert np.shares_memory(copy, array) and copy.flags.writeable
     array[0] = 5.0
     assert copy[0] == 5.0
+
+
+def test_a_worker_killed_while_mapping_a_segment_leaks_nothing(make_engine, one_worker):
+    array = np.zeros(0)
+    engine = make_engine({"domain": {"n": 0}}, executor=one_worker)
+    array = engine.heavy.alloc(MB // 8)
+    name = array._theus_buffer.name
+    with engine.transaction() as tx:
+        tx.update(data={"domain": {"heavy_frame": array}})
+    with pytest.raises(WorkerError, match="die_holding_heavy"):
+        engine.execute(procs.die_holding_heavy)
+    assert engine.state.domain.n == 0
+    assert os.path.exists(segment_path(name))  # the caller still holds it; the worker owned none
+    engine.execute(procs.worker_pid)  # the replacement worker
+    del array
+    with engine.transaction() as tx:
+        tx.update(data={"domain": {"heavy_frame": None}})
+    gc.collect()
+    assert not os.path.exists(segment_path(name))
+    assert [n for n in segments_of() if n == name] == []

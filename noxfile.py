@@ -59,6 +59,9 @@ CLI_REQUIREMENTS = ["click>=8.1", "rich>=13"]
 DASHBOARD_REQUIREMENTS = ["asv", "virtualenv"]
 # PostgresStore (spec/21): its tests start a real PostgreSQL server themselves.
 SCHEMA_REQUIREMENTS += ["psycopg[binary]>=3.1"]
+# Parallel processes (spec/22): the theus-api[dask] extra (a real local Dask cluster the tests
+# start themselves) and numpy for heavy-zone arrays.
+PARALLEL_REQUIREMENTS = [f"{API}[dask]", "numpy"]
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.error_on_external_run = True
@@ -210,7 +213,15 @@ def tests(session: nox.Session) -> None:
     """cargo test + clippy (base Python), unit tests of every package, then the conformance
     suite against every backend."""
     on_base = session.python == BASE_PYTHON
-    session.install(API, REFERENCE, CONFORMANCE, "pytest", "hypothesis", *SCHEMA_REQUIREMENTS)
+    session.install(
+        API,
+        REFERENCE,
+        CONFORMANCE,
+        "pytest",
+        "hypothesis",
+        *SCHEMA_REQUIREMENTS,
+        *PARALLEL_REQUIREMENTS,
+    )
     try:  # the dashboard test publishes with asv; without it that test skips, saying so
         session.install("asv")
     except CommandFailed:

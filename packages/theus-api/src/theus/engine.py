@@ -35,6 +35,7 @@ from .flux.machine import WorkflowIterator
 from .flux.model import Workflow
 from .flux.position import Position
 from .flux.run import prepare
+from .heavy import HeavyZone
 from .outbox import Outbox, OutboxBuffer, OutboxStage
 from .parallel.dispatch import Target, dispatch_async, dispatch_sync
 from .parallel.executors import check_available, make_executor
@@ -253,6 +254,12 @@ class TheusEngine:
     def signals(self) -> SignalHub:
         """The engine's own SignalHub (spec/08)."""
         return cast(SignalHub, self._hub)
+
+    @property
+    def heavy(self) -> HeavyZone:
+        """Allocate ``heavy_`` buffers in named shared memory that reach workers by name
+        (spec/22, :mod:`theus.heavy`): ``engine.heavy.alloc(shape, dtype)``, ``alloc_bytes(n)``."""
+        return HeavyZone(self)
 
     @property
     def pipeline(self) -> CommitPipeline:

@@ -142,15 +142,6 @@ def square(ctx: Any, x: int) -> dict[str, Any]:
     return {"domain.best": x * x}
 
 
-@process(inputs=[], outputs=["domain.pid"], parallel=True)
-def collect_garbage(ctx: Any) -> None:
-    """``gc.collect()`` in the worker; its pid."""
-    import gc
-
-    gc.collect()
-    ctx.domain.pid = os.getpid()
-
-
 @process(inputs=["domain.heavy_frame"], outputs=["domain.heavy_copy"], parallel=True)
 def pass_heavy_on(ctx: Any) -> None:
     """Stores the heavy array it received under another heavy key."""

@@ -257,6 +257,16 @@ class CommitPipeline:
             self._watchers.append(callback)
             self._changed()
 
+    def unwatch(
+        self,
+        callback: Callable[[tuple[Callable[[Changes], None], ...], frozenset[str]], None],
+    ) -> None:
+        """Stop telling ``callback`` (given to :meth:`watch`); nothing if it is not watching.
+        A closed core unwatches, so that the pipeline does not keep it alive."""
+        with self._lock:
+            if callback in self._watchers:
+                self._watchers.remove(callback)
+
     def _changed(self) -> None:
         before = tuple(
             s.before_commit

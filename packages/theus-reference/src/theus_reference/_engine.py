@@ -351,6 +351,7 @@ class ReferenceEngine:
         """Refuse every later commit and ``begin`` (spec/11); waits for a commit in progress."""
         with self._lock:
             self._closed = True
+        self.pipeline.unwatch(self._watch)  # no cycle keeps the closed core's state alive
 
     def _check(self, tx: Transaction, latest: Snapshot, strict: bool) -> None:
         behind = latest.version - tx.version

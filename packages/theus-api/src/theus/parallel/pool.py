@@ -53,6 +53,9 @@ def _worker_main(conn: Connection) -> None:
             return  # the parent went away
         if data == _STOP:
             return
+        fn: Any = None
+        args: Any = ()
+        kwargs: Any = {}
         try:
             fn, args, kwargs = pickle.loads(data)
             reply: tuple[Any, ...] = ("ok", fn(*args, **kwargs))
@@ -69,6 +72,8 @@ def _worker_main(conn: Connection) -> None:
             conn.send_bytes(payload)
         except (BrokenPipeError, OSError):
             return
+        # Drop the call before waiting for the next one: its arguments may map heavy buffers.
+        del fn, args, kwargs, reply, payload, data
 
 
 class _Worker:

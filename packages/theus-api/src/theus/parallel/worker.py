@@ -86,6 +86,7 @@ def _run(task: Task) -> Outcome:
         )
     finally:
         tx.close()
+        engine.close()  # nothing of the call (heavy mappings included) outlives it
 
 
 def _delta(tx: Any) -> tuple[Op, ...]:

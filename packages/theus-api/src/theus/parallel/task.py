@@ -28,7 +28,14 @@ class FuncRef:
     def resolve(self) -> Callable[..., Any]:
         """Import the module and return the function (``ImportError``/``AttributeError`` say
         which name is missing)."""
-        obj: Any = importlib.import_module(self.module)
+        try:
+            obj: Any = importlib.import_module(self.module)
+        except ImportError as exc:
+            exc.add_note(
+                f"the worker could not import the process's module {self.module!r}: it must be "
+                "importable where the worker runs (on its sys.path / installed there)"
+            )
+            raise
         for part in self.qualname.split("."):
             obj = getattr(obj, part)
         return obj  # type: ignore[no-any-return]

@@ -308,6 +308,7 @@ class RunWindow:
         self.root.after(POLL_MS, self._poll)
 
     def _apply(self, event: FluxEvent) -> None:
+        """One event into the rows and counters (steps are matched by their location)."""
         row = self.rows.get(event.loc) if event.loc is not None else None
         if isinstance(event, StepStarted) and row is not None:
             row.status = "running"
@@ -391,6 +392,7 @@ class RunWindow:
             self._write_status(self.status_path)
 
     def _write_status(self, path: Path) -> None:
+        """What the window shows, as JSON, replaced in one rename."""
         status = {
             "state": self.state,
             "title": self.root.title(),

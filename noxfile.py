@@ -477,14 +477,15 @@ def dashboard(session: nox.Session) -> None:
     session.log(f"dashboard: {ASV_DIR / 'html' / 'index.html'}")
 
 
-# Benchmarks of code that is the same at every commit (plain Python, asyncio, pydantic, PyYAML:
-# the same-run baselines of asv_bench/README.md). Between two commits they measure only the
-# machine's noise, so the regression gate leaves them out unless `-b` chooses what to run.
+# Benchmarks of code that is the same at every commit (plain Python, asyncio, pydantic, PyYAML,
+# pickle: the same-run baselines of asv_bench/README.md). Between two commits they measure only
+# the machine's noise, so the regression gate leaves them out unless `-b` chooses what to run.
 COMMIT_INDEPENDENT = (
     r"Baseline\.",
     r"\.time_python_eval\b",
     r"\.time_pydantic_validate_assignment\b",
     r"\.time_yaml_load_",
+    r"\.time_pickle_copy\b",
 )
 GATE_FILTER = "^(?!.*(?:" + "|".join(COMMIT_INDEPENDENT) + "))"
 

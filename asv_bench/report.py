@@ -8,7 +8,8 @@ commit, or the newest file at all). Every timing is also given as a multiple of
 read ((reads_1000 − reads_0) / 1000, see benchmarks/bench_engine.py), the 100 000-key /
 10-key commit ratio, the SignalHub rates (messages per second, and how many times the
 same-run queue baseline's rate), the Flux step and loop overheads, the schema and durable
-commit costs with their peer baselines, and the store growth, each next to its target
+commit costs with their peer baselines, the parallel speed-up and heavy hand-off (when
+bench_parallel.py ran), and the store growth, each next to its target
 (asv_bench/README.md lists every target and its benchmarks).
 """
 
@@ -70,6 +71,18 @@ OVERHEADS = (
         "bench_durable.DurableBaseline.time_sqlite_row",
     ),
 )
+OVERHEADS += (
+    (
+        "100 MB heavy hand-off to a worker, added",
+        "bench_parallel.ParallelHeavyHandoff.time_handoff_heavy",
+        "bench_parallel.ParallelHeavyHandoff.time_handoff_none",
+        1,
+        {"": 1e-3},
+        "bench_parallel.ParallelHeavyHandoff.time_pickle_copy",
+    ),
+)
+SPEEDUP = "bench_parallel.ParallelCPU.time_four_cpu_bound"
+SPEEDUP_TARGET = 1.8
 GROWTH = "bench_durable.DurableGrowth.track_growth_bytes"
 GROWTH_BASELINE = "bench_durable.DurableGrowthBaseline.track_full_snapshot_bytes"
 GROWTH_TARGET = 2e6
@@ -158,7 +171,8 @@ def main() -> int:
     medians = load_medians(path)
     base = (medians.get(BASELINE) or {}).get(())
 
-    print(f"\nasv medians from {path.relative_to(HERE)}")
+    shown = path.relative_to(HERE) if path.is_relative_to(HERE) else path  # --results elsewhere
+    print(f"\nasv medians from {shown}")
     rows = [("benchmark", "params", "median", "× baseline", "target")]
     for name in sorted(medians):
         for combo, value in medians[name].items():
@@ -228,6 +242,16 @@ def main() -> int:
             target = targets.get(combo[0] if combo else "")
             goal = f"≤ {fmt_time(target)}" if target else ""
             rows.append((f"derived: {label}", ", ".join(combo), fmt_time(cost), beside, goal))
+
+    four = medians.get(SPEEDUP) or {}
+    inline = four.get(("inline",))
+    for combo, value in four.items():
+        if combo == ("inline",):
+            continue
+        speedup = "n/a" if not value or inline is None else f"{inline / value:.2f}×"
+        beside = f"inline: {fmt_time(inline)}"
+        goal = f"≥ {SPEEDUP_TARGET:g}×"
+        rows.append(("derived: 4 CPU-bound processes, speed-up", combo[0], speedup, beside, goal))
 
     snapshot = (medians.get(GROWTH_BASELINE) or {}).get(())
     for combo, grown in (medians.get(GROWTH) or {}).items():

@@ -10,7 +10,8 @@
     nox -s dashboard              asv over the last N commits of main (nox -s dashboard -- 20),
                                   asv publish (offline HTML), prints the page's path
     nox -s bench-compare          asv continuous BASE HEAD (nox -s bench-compare -- main HEAD);
-                                  fails on a regression beyond the factor (default 1.1)
+                                  fails on a regression beyond the factor (default 1.1);
+                                  `-b REGEX` after HEAD runs only the matching benchmarks
 
 Interpreters: 3.11 always; 3.12 and 3.13 only where a working one is found (a pyenv shim that
 fails is not "found"), because nox on CI errors on missing interpreters. The Rust backend is
@@ -487,17 +488,37 @@ def dashboard(session: nox.Session) -> None:
     session.log(f"dashboard: {ASV_DIR / 'html' / 'index.html'}")
 
 
+# Benchmarks of code that is the same at every commit (plain Python, asyncio, pydantic, PyYAML,
+# pickle: the same-run baselines of asv_bench/README.md). Between two commits they measure only
+# the machine's noise, so the regression gate leaves them out unless `-b` chooses what to run.
+COMMIT_INDEPENDENT = (
+    r"Baseline\.",
+    r"\.time_python_eval\b",
+    r"\.time_pydantic_validate_assignment\b",
+    r"\.time_yaml_load_",
+    r"\.time_pickle_copy\b",
+)
+GATE_FILTER = "^(?!.*(?:" + "|".join(COMMIT_INDEPENDENT) + "))"
+
+
 @nox.session(name="bench-compare", python=BASE_PYTHON)
 def bench_compare(session: nox.Session) -> None:
     """`asv continuous` between two commits: `nox -s bench-compare -- BASE HEAD [--factor F]
-    [asv args]`. Prints the table of changed benchmarks; fails (non-zero exit) when one got
-    slower than F times (default 1.1)."""
+    [-b REGEX] [asv args]`. Prints the table of changed benchmarks; fails (non-zero exit) when
+    one got slower than F times (default 1.1). `-b`/`--bench REGEX` (asv's own option, passed
+    through) restricts the run to the matching benchmarks, e.g. `-b 'Baseline|FluxCondition'`:
+    asv still builds both commits, but benchmarks only those. Without `-b` every benchmark
+    runs except the commit-independent baselines (`COMMIT_INDEPENDENT`): plain-Python code
+    that only measures the machine's noise, which would fail the gate at random."""
     args = list(session.posargs)
     if len(args) < 2 or args[0].startswith("-") or args[1].startswith("-"):
-        session.error("usage: nox -s bench-compare -- BASE HEAD [--factor F] [asv args]")
+        session.error("usage: nox -s bench-compare -- BASE HEAD [--factor F] [-b REGEX] [asv args]")
     base, head, rest = args[0], args[1], args[2:]
     if not any(a in ("-f", "--factor") or a.startswith("--factor=") for a in rest):
         rest = ["--factor", "1.1", *rest]
+    if not any(a.startswith(("-b", "--bench")) for a in rest):
+        session.log("the commit-independent baselines are left out (-b REGEX to choose)")
+        rest = ["--bench", GATE_FILTER, *rest]
     session.install(*DASHBOARD_REQUIREMENTS)
     session.chdir(ASV_DIR)
     session.run("asv", "machine", "--yes")

@@ -11,11 +11,21 @@ sets an explicit `number`). Stores live in a temporary directory made at import.
 
 `DurableGrowth.track_growth_bytes`: how much a SQLite store grows (after `vacuum`) when 1 000
 commits each change one key of a ~10 MB state (target < 2 MB).
+
+The same-run peers (no Theus):
+- `DurableBaseline.time_sqlite_row`: stdlib `sqlite3` with the store's settings (WAL,
+  `synchronous=NORMAL`): one `INSERT OR REPLACE` of a small row and its commit, the raw cost a
+  durable commit builds on;
+- `DurableGrowthBaseline.track_full_snapshot_bytes`: the size of one JSON dump of the growth
+  benchmark's ~10 MB state, what a store keeping a full snapshot per step (as LangGraph's
+  checkpointers do) adds per commit; 1 000 such commits grow it by 1 000 times this.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import tempfile
 from typing import Any
 
@@ -29,6 +39,12 @@ BACKENDS = tuple(
 )
 _DIR = tempfile.mkdtemp(prefix="theus-asv-durable-")
 _ENGINES: dict[tuple[Any, ...], TheusEngine] = {}
+_SQLITE: list[sqlite3.Connection] = []
+
+
+def _big_state() -> dict[str, Any]:
+    """The growth benchmark's ~10 MB state: 100 000 keys of 100-character strings."""
+    return {"domain": {"big": {f"k{i}": "x" * 100 for i in range(100_000)}}}
 
 
 def _engine(backend: str, durable: bool) -> TheusEngine:
@@ -73,8 +89,7 @@ class DurableGrowth:
     def track_growth_bytes(self, backend: str) -> float:
         path = os.path.join(_DIR, f"growth-{backend}-{len(os.listdir(_DIR))}.db")
         store = SqliteStore(path)
-        big = {f"k{i}": "x" * 100 for i in range(100_000)}
-        engine = TheusEngine({"domain": {"big": big}}, backend=backend, store=store, run_id="g")
+        engine = TheusEngine(_big_state(), backend=backend, store=store, run_id="g")
         store.vacuum()
         before = os.path.getsize(path)
         for i in range(1000):
@@ -85,3 +100,36 @@ class DurableGrowth:
         engine.close()
         store.close()
         return float(after - before)
+
+
+def _sqlite() -> sqlite3.Connection:
+    if not _SQLITE:
+        db = sqlite3.connect(os.path.join(_DIR, "baseline.db"), isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        _SQLITE.append(db)
+    return _SQLITE[0]
+
+
+class DurableBaseline:
+    """Raw SQLite with the store's settings: one small row and its commit (no Theus)."""
+
+    number = 200
+
+    def time_sqlite_row(self) -> None:
+        db = _sqlite()
+        db.execute("BEGIN")
+        db.execute("INSERT OR REPLACE INTO kv VALUES (?, ?)", ("domain.k1", "1"))
+        db.execute("COMMIT")
+
+
+class DurableGrowthBaseline:
+    """The size of one full JSON snapshot of the growth benchmark's state (no Theus)."""
+
+    number = 1
+    repeat = 1
+    unit = "bytes"
+
+    def track_full_snapshot_bytes(self) -> float:
+        return float(len(json.dumps(_big_state()).encode()))

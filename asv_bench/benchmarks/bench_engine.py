@@ -19,6 +19,9 @@ What is measured (REQUIREMENTS §5):
 - `HostTransaction`: `engine.transaction()` with 1 and 100 writes.
 - `Baseline`: plain Python, copy a 10-key dict and set one key; every other number is also
   reported as a multiple of this one, measured in the same run.
+- `ReadBaseline`: plain Python, the `GuardedRead` loop outside any engine: 1000 reads of
+  `d["x"]` from a dict against 1000 reads of a local; per dict read = (dict - local) / 1000,
+  the same-run peer of the guarded read.
 """
 
 from __future__ import annotations
@@ -171,3 +174,31 @@ class Baseline:
     def time_dict_copy_set_one(self) -> None:
         new = dict(_BASELINE_STATE)
         new["k0"] = -1
+
+
+_READ_STATE = {"x": 1, "y": 0}
+
+
+def _dict_reads(d: dict[str, Any]) -> None:
+    for _ in range(N_READS):
+        value = d["x"]
+    del value
+
+
+def _local_reads(d: dict[str, Any]) -> None:
+    local = 1
+    for _ in range(N_READS):
+        value = local
+    del value
+
+
+class ReadBaseline:
+    """Plain Python: the `GuardedRead` loops on a dict and on a local, no engine."""
+
+    number = 20
+
+    def time_dict_reads_1000(self) -> None:
+        _dict_reads(_READ_STATE)
+
+    def time_local_reads_1000(self) -> None:
+        _local_reads(_READ_STATE)

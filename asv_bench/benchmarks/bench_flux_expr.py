@@ -25,12 +25,17 @@ which falls in asv's warmup, and kept in a module cache; every class sets an exp
 
 `FluxLoad.time_parse_1000_steps`: `parse_workflow` of a 1 000-step file (every tenth step an
 `if` with a condition), names and contracts checked; target <= 50 ms.
+`FluxLoad.time_yaml_load_1000_steps`: the same-run baseline, PyYAML loading the same text to
+plain data with the parser `parse_workflow` reads it with (libyaml's `CSafeLoader` when PyYAML
+has it, else `SafeLoader`); nothing checked.
 """
 
 from __future__ import annotations
 
 import gc
 from typing import Any
+
+import yaml
 
 from theus import TheusEngine, backends, process
 from theus.flux import compile_expression, parse_workflow, snapshot_scope
@@ -140,6 +145,9 @@ def _big_workflow() -> str:
     return "\n".join(lines) + "\n"
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class FluxLoad:
     """Loading and validating a 1 000-step workflow."""
 
@@ -154,3 +162,9 @@ class FluxLoad:
             processes={"bump": bump.__theus_process__},  # type: ignore[attr-defined]
             namespaces=("domain", "global"),
         )
+
+    def time_yaml_load_1000_steps(self) -> None:
+        text = _CACHE.get("big")
+        if text is None:
+            text = _CACHE["big"] = _big_workflow()
+        yaml.load(text, Loader=_YAML_LOADER)  # a safe loader (CSafeLoader / SafeLoader)

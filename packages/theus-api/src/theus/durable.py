@@ -24,7 +24,7 @@ from .paths import Path, format_path
 from .pipeline import Change, Changes, CommitPipeline, Stage
 from .protocols import EngineOptions
 from .stores import codec
-from .stores.base import OutboxRow, RunRecord, Store, VersionRecord
+from .stores.base import OutboxRow, PendingRow, RunRecord, Store, VersionRecord
 from .stores.sqlite import SqliteStore, rebuild
 from .zones import Zone, zone_of
 
@@ -220,9 +220,12 @@ class DurableRun:
                 version = snapshot.version
                 delta, paths, step = self.encode_changes(changes)
                 position = None
+                pending = answered = None
                 if step is not None:
                     step.landed()  # the stored position counts this step (spec/21 §8)
                     position = _position(step)
+                    pending = pending_row(self.run_id, step.pause_request())
+                    answered = step.answers
                 rows = [
                     OutboxRow(self.run_id, m.version, m.index, m.topic, _payload(m))
                     for m in changes.outbox
@@ -236,16 +239,54 @@ class DurableRun:
                     full = codec.encode(snapshot.to_dict())
                 record = VersionRecord(version, time.time(), changes.process, paths, delta)
                 self.store.append(
-                    self.run_id, record, snapshot=full, outbox=rows, position=position
+                    self.run_id,
+                    record,
+                    snapshot=full,
+                    outbox=rows,
+                    position=position,
+                    pending=pending,
+                    answered=answered,
                 )
             except BaseException as exc:
                 self.error = exc
                 raise
+            if step is not None:
+                step.stored = True
             self.version = version
             if full is None:
                 self._delta_bytes, self._delta_count = delta_bytes, count
             else:
                 self._snap_bytes, self._delta_bytes, self._delta_count = len(full), 0, 0
+
+    def refuse_if_failed(self) -> None:
+        """Raise the failure of an earlier store write (the commit it was for is not stored)."""
+        err = self.error
+        if err is not None:
+            cls = StoreConflictError if isinstance(err, StoreConflictError) else StoreError
+            raise cls(f"run {self.run_id!r}: the commit was not stored: {err}")
+
+    def after_step(self, step: Any) -> None:
+        """After a workflow step returned: fail it when its commit was not stored (another
+        writer won the run, spec/21 §9); store the position alone when the step made no
+        commit (it wrote nothing), so that it is not run again after a crash."""
+        self.refuse_if_failed()
+        if step is not None and not step.stored:
+            step.landed()
+            self.put_position(step, step.pause_request(), None)
+
+    def put_position(self, step: Any, request: Any, answered: str | None) -> None:
+        """Store the run's workflow position (and a new pending request, or the answer of
+        one) without a commit, in one store transaction."""
+        with self._lock:
+            self.refuse_if_failed()
+            self.store.put_position(
+                self.run_id,
+                self.version,
+                _position(step),
+                pending=pending_row(self.run_id, request),
+                answered=answered,
+            )
+            step.stored = True
 
     # -- reading ---------------------------------------------------------------------------
     def history(self, limit: int | None, before: int | None) -> list[HistoryEntry]:
@@ -285,11 +326,28 @@ def _position(step: Any) -> str:
     return codec.encode(data, zoned=False)
 
 
-def resume_workflow(engine: Any, workflow: Any, run_id: str | None, **kwargs: Any) -> Any:
-    """``engine.resume_workflow``: continue the newest stored workflow position."""
+def pending_row(run_id: str, request: Any) -> PendingRow | None:
+    """The stored form of a pending request (``TypeError`` when its prompt is outside the
+    durable format, spec/21 §2), or None."""
+    if request is None:
+        return None
+    try:
+        text = codec.encode(request.to_json(), zoned=False)
+    except TypeError as exc:
+        raise TypeError(f"the prompt of the pause at {request.loc}: {exc}") from None
+    return PendingRow(run_id, request.token, text, request.created, request.deadline)
+
+
+def stored_position(engine: Any, run_id: str | None) -> tuple[Any, Any]:
+    """The run's newest stored workflow position and inputs (spec/21 §8), checked."""
+    position, inputs, _ = _stored(engine, run_id, "engine.resume()")
+    return position, inputs
+
+
+def _stored(engine: Any, run_id: str | None, what: str) -> tuple[Any, Any, str]:
     from .flux.position import Position
 
-    run = need(engine, "engine.resume_workflow()")
+    run = need(engine, what)
     stored = run.store.position(run.run_id)
     if stored is None:
         raise StoreError(f"run {run.run_id!r} has no stored workflow position")
@@ -307,11 +365,23 @@ def resume_workflow(engine: Any, workflow: Any, run_id: str | None, **kwargs: An
         position = Position.from_json(data["position"])
     except ValueError as exc:
         raise StoreCorruptError(f"{where}: {exc}") from None
+    return position, data.get("inputs") or None, data["run"]
+
+
+def resume_workflow(engine: Any, workflow: Any, run_id: str | None, **kwargs: Any) -> Any:
+    """``engine.resume_workflow``: continue the newest stored workflow position (a run that
+    waits on an answer is returned paused, nothing runs)."""
+    position, stored_inputs, workflow_run = _stored(engine, run_id, "engine.resume_workflow()")
+    from .pausing import paused_run
+
+    waiting = paused_run(engine, workflow_run)
+    if waiting is not None:
+        return waiting  # the run waits on an answer: nothing runs (spec/21 §9)
     inputs = kwargs.pop("inputs", None)
     if inputs is None:
-        inputs = data.get("inputs") or None
+        inputs = stored_inputs
     return engine.execute_workflow(
-        workflow, position=position, run_id=data["run"], inputs=inputs, **kwargs
+        workflow, position=position, run_id=workflow_run, inputs=inputs, **kwargs
     )
 
 
@@ -375,6 +445,7 @@ class DurableStage(Stage):
         step = current_step.get()
         if step is not None:
             _inputs(step)  # refuse inputs the position could not be stored with
+            pending_row(run.run_id, step.pause_request())  # and a prompt outside the format
         run.remember(changes, delta, paths, step)
 
     def after_commit(self, snapshot: Any, changes: Changes) -> None:

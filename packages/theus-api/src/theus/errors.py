@@ -36,6 +36,8 @@ __all__ = [
     "StoreError",
     "StoreConflictError",
     "StoreCorruptError",
+    "ResumeTokenError",
+    "PauseExpiredError",
 ]
 
 
@@ -288,3 +290,12 @@ class StoreConflictError(StoreError):
 class StoreCorruptError(StoreError, ValueError):
     """A stored row is not in the durable format (tampered, truncated or foreign); the message
     names the run and the version (spec/21)."""
+
+
+class ResumeTokenError(TheusError, LookupError):
+    """``engine.resume(run_id, token, value)`` named no open pending request: an unknown or
+    stale token, or a run that is not paused there (spec/21 §9)."""
+
+
+class PauseExpiredError(ResumeTokenError):
+    """The pending request's ``timeout:`` passed before it was answered (spec/21 §9)."""

@@ -17,9 +17,10 @@ from typing import Any
 from ..errors import FluxError
 from .events import FluxEvent, WorkflowRun
 from .expr import Expression, snapshot_scope
-from .machine import Machine
+from .machine import Machine, current_step
 from .model import DEFAULT_MAX_OPS, IfStep, RunStep, WhileStep, Workflow, iter_steps
 from .parse import load_workflow, parse_workflow
+from .pause import PendingRequest
 from .position import Position
 
 __all__ = ["WorkflowRun", "load_for_engine", "prepare", "run_workflow"]
@@ -141,13 +142,33 @@ class _EngineHost:
         # a dry run's fork compiles its own, uncached (it is closed when the run ends)
         self.natives = _natives(engine, loaded, cache=publish)
 
-    def step(self, process: str, kwargs: dict[str, Any]) -> int:
+    def step(self, process: str, kwargs: dict[str, Any]) -> tuple[Any, int]:
         spec, handle = self.by_name[process]
-        return int(self.engine._step(spec, handle, kwargs))
+        value, version = self.engine._step(spec, handle, kwargs)
+        durable = self.engine._durable
+        if durable is not None:
+            durable.after_step(current_step.get())
+        return value, int(version)
 
-    async def astep(self, process: str, kwargs: dict[str, Any]) -> int:
+    async def astep(self, process: str, kwargs: dict[str, Any]) -> tuple[Any, int]:
         spec, handle = self.by_name[process]
-        return int(await self.engine._astep(spec, handle, kwargs))
+        value, version = await self.engine._astep(spec, handle, kwargs)
+        durable = self.engine._durable
+        if durable is not None:
+            durable.after_step(current_step.get())
+        return value, int(version)
+
+    def pause(self, machine: Machine, request: PendingRequest) -> None:
+        from ..pausing import record
+
+        record(self.engine, machine, request)
+
+    def find_pending(
+        self, machine: Machine, address: tuple[int, ...], iterations: tuple[int, ...]
+    ) -> PendingRequest | None:
+        from ..pausing import find
+
+        return find(self.engine, machine, address, iterations)
 
     def snapshot(self) -> Any:
         return self.core.snapshot()

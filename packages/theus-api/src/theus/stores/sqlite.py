@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import StoreConflictError, StoreCorruptError, StoreError
 from . import codec
-from .base import Chain, OutboxRow, RunRecord, VersionRecord
+from .base import Chain, OutboxRow, PendingRow, RunRecord, VersionRecord
 
 __all__ = ["SqliteStore"]
 
@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS positions (
     run_id TEXT NOT NULL, version INTEGER NOT NULL, position TEXT NOT NULL,
     PRIMARY KEY (run_id, version)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pending (
+    run_id TEXT NOT NULL, token TEXT NOT NULL, request TEXT NOT NULL, created REAL NOT NULL,
+    deadline REAL, answered INTEGER, PRIMARY KEY (run_id, token)) WITHOUT ROWID;
 """
 
 _RUN_COLUMNS = (
@@ -163,10 +166,91 @@ class _SqlStore:
         snapshot: str | None = None,
         outbox: Sequence[OutboxRow] = (),
         position: str | None = None,
+        pending: PendingRow | None = None,
+        answered: str | None = None,
     ) -> None:
         """See :meth:`theus.stores.Store.append`: one ``BEGIN IMMEDIATE`` transaction."""
         with self._write() as conn:
             self._insert(conn, run_id, record, snapshot, outbox, position)
+            self._pending_rows(conn, run_id, record.version, pending, answered)
+
+    def put_position(
+        self,
+        run_id: str,
+        version: int,
+        position: str,
+        *,
+        pending: PendingRow | None = None,
+        answered: str | None = None,
+    ) -> None:
+        """See :meth:`theus.stores.Store.put_position`."""
+        with self._write() as conn:
+            head = self._need_run(conn, run_id).head
+            if head != version:
+                raise StoreConflictError(
+                    f"run {run_id!r}: a position at version {version} cannot be stored: the "
+                    f"stored head is {head} (another writer committed to this run)"
+                )
+            self._q(
+                conn,
+                "INSERT INTO positions (run_id, version, position) VALUES (?, ?, ?) "
+                "ON CONFLICT (run_id, version) DO UPDATE SET position = excluded.position",
+                (run_id, version, position),
+            )
+            self._pending_rows(conn, run_id, version, pending, answered)
+
+    def _pending_rows(
+        self,
+        conn: Any,
+        run_id: str,
+        version: int,
+        pending: PendingRow | None,
+        answered: str | None,
+    ) -> None:
+        if answered is not None:
+            cur = self._q(
+                conn,
+                "UPDATE pending SET answered = ? WHERE run_id = ? AND token = ? "
+                "AND answered IS NULL",
+                (version, run_id, answered),
+            )
+            if cur.rowcount != 1:
+                raise StoreConflictError(
+                    f"run {run_id!r}: the pending request was already answered (or is unknown); "
+                    "another resumer answered it first"
+                )
+        if pending is not None:
+            self._q(
+                conn,
+                "INSERT INTO pending (run_id, token, request, created, deadline, answered) "
+                "VALUES (?, ?, ?, ?, ?, NULL)",
+                (run_id, pending.token, pending.request, pending.created, pending.deadline),
+            )
+
+    def pending(self, run_id: str | None = None) -> list[PendingRow]:
+        """See :meth:`theus.stores.Store.pending`."""
+        sql = (
+            "SELECT run_id, token, request, created, deadline, answered FROM pending "
+            "WHERE answered IS NULL"
+        )
+        params: tuple[Any, ...] = ()
+        if run_id is not None:
+            sql += " AND run_id = ?"
+            params = (run_id,)
+        with self._read() as conn:
+            rows = self._q(conn, sql + " ORDER BY created, run_id, token", params).fetchall()
+        return [PendingRow(*row) for row in rows]
+
+    def get_pending(self, run_id: str, token: str) -> PendingRow | None:
+        """See :meth:`theus.stores.Store.get_pending`."""
+        with self._read() as conn:
+            row = self._q(
+                conn,
+                "SELECT run_id, token, request, created, deadline, answered FROM pending "
+                "WHERE run_id = ? AND token = ?",
+                (run_id, token),
+            ).fetchone()
+        return None if row is None else PendingRow(*row)
 
     def _insert(
         self,

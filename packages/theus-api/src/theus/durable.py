@@ -116,6 +116,9 @@ class DurableRun:
         self.error: BaseException | None = None
         self._cache: dict[int, tuple[Any, str, tuple[str, ...], Any]] = {}
         self._cache_lock = threading.Lock()
+        #: the workflow steps landed at the current version (stored with the position, for
+        #: run pictures: a step that wrote nothing lands at the version of the one before)
+        self._landed: list[Any] = []
         try:
             record = self.store.get_run(self.run_id)
             self.reopened = record is not None
@@ -132,6 +135,7 @@ class DurableRun:
                 self._snap_bytes = record.snapshot_bytes
                 self._delta_bytes = record.delta_bytes
                 self._delta_count = record.delta_count
+                self._landed = _landed_at(self.store, self.run_id, record.head)
             else:
                 self.context = dict(context)
                 self.version = version
@@ -221,9 +225,11 @@ class DurableRun:
                 delta, paths, step = self.encode_changes(changes)
                 position = None
                 pending = answered = None
+                landed = self._landed
                 if step is not None:
                     step.landed()  # the stored position counts this step (spec/21 §8)
-                    position = _position(step)
+                    landed = _step_record(step, [])
+                    position = _position(step, landed)
                     pending = pending_row(self.run_id, step.pause_request())
                     answered = step.answers
                 rows = [
@@ -252,6 +258,9 @@ class DurableRun:
                 raise
             if step is not None:
                 step.stored = True
+                self._landed = landed
+            else:
+                self._landed = []
             self.version = version
             if full is None:
                 self._delta_bytes, self._delta_count = delta_bytes, count
@@ -274,19 +283,30 @@ class DurableRun:
             step.landed()
             self.put_position(step, step.pause_request(), None)
 
+    def finished(self, machine: Any) -> None:
+        """A workflow run of this engine ended: store its end position (an empty stack), so
+        that resuming it runs nothing and its picture shows it completed."""
+        from .flux.machine import StepContext
+
+        self.put_position(
+            StepContext(machine, "", None, 0, (machine.stack, (), (), None)), None, None
+        )
+
     def put_position(self, step: Any, request: Any, answered: str | None) -> None:
         """Store the run's workflow position (and a new pending request, or the answer of
         one) without a commit, in one store transaction."""
         with self._lock:
             self.refuse_if_failed()
+            landed = _step_record(step, list(self._landed))
             self.store.put_position(
                 self.run_id,
                 self.version,
-                _position(step),
+                _position(step, landed),
                 pending=pending_row(self.run_id, request),
                 answered=answered,
             )
             step.stored = True
+            self._landed = landed
 
     # -- reading ---------------------------------------------------------------------------
     def history(self, limit: int | None, before: int | None) -> list[HistoryEntry]:
@@ -315,15 +335,46 @@ def _inputs(step: Any) -> str:
         raise TypeError(f"the inputs of workflow run {step.run_id!r}: {exc}") from None
 
 
-def _position(step: Any) -> str:
-    """The stored form of a workflow's position (spec/21 §8)."""
+def _position(step: Any, landed: list[Any]) -> str:
+    """The stored form of a workflow's position (spec/21 §8): also the workflow's source and
+    the steps landed at this version (``theus graph --run``, spec/20)."""
+    machine = step._machine
     data = {
         "format": 1,
         "run": step.run_id,
         "position": step.position().to_json(),
         "inputs": codec.decode(_inputs(step), "inputs"),
+        "workflow": machine.workflow.source,
+        "steps": landed,
     }
     return codec.encode(data, zoned=False)
+
+
+def _step_record(step: Any, landed: list[Any]) -> list[Any]:
+    """``landed`` with ``step`` (a process step of a workflow) appended."""
+    loc = step._loc
+    if step.process and loc is not None:
+        landed.append(
+            {
+                "process": step.process,
+                "loc": [loc.file, loc.line, loc.column, loc.key_path],
+                "iterations": list(step.iterations),
+            }
+        )
+    return landed
+
+
+def _landed_at(store: Store, run_id: str, head: int) -> list[Any]:
+    """The steps stored with the run's newest position when it is at ``head``."""
+    stored = store.position(run_id)
+    if stored is None or stored[0] != head:
+        return []
+    try:
+        data = codec.decode(stored[1], f"run {run_id!r} position {head}")
+    except StoreCorruptError:
+        return []  # reported when the position is read to resume
+    steps = data.get("steps") if type(data) is dict else None
+    return list(steps) if type(steps) is list else []
 
 
 def pending_row(run_id: str, request: Any) -> PendingRow | None:
@@ -557,3 +608,44 @@ def open_engine(path: str | os.PathLike[str] | Store, run_id: str | None, **kwar
     from .engine import TheusEngine
 
     return TheusEngine(store=path, run_id=run_id, **kwargs)
+
+
+def stored_events(store: Store, run_id: str) -> list[Any]:
+    """The events of run ``run_id``'s workflow as its store keeps them, for a run picture
+    (spec/20 §4): ``StepStarted`` + ``StepCommitted`` per stored step (location, iterations),
+    ``RunPaused`` at an open pending request, ``RunCompleted`` when the newest position is
+    the end. A failed step stores nothing: it is not drawn as failed."""
+    from .flux.events import RunCompleted, RunPaused, StepCommitted, StepStarted
+    from .flux.model import Loc
+    from .pausing import decode_row
+
+    rows = store.positions(run_id)
+    events: list[Any] = []
+    newest: Any = None
+    for version, text in rows:
+        where = f"run {run_id!r} position {version}"
+        data = codec.decode(text, where)
+        if type(data) is not dict:
+            raise StoreCorruptError(f"{where}: malformed workflow position")
+        newest = data
+        for step in data.get("steps") or ():
+            try:
+                file, line, column, key_path = step["loc"]
+                loc = Loc(file, line, column, key_path)
+                fields = (step["process"], (), tuple(step["iterations"]))
+            except (KeyError, TypeError, ValueError):
+                raise StoreCorruptError(f"{where}: malformed step record") from None
+            events.append(StepStarted(data.get("run", ""), len(events), loc, *fields))
+            events.append(StepCommitted(data.get("run", ""), len(events), loc, *fields, version))
+    if newest is None:
+        return events
+    workflow_run = newest.get("run", "")
+    for row in store.pending(run_id):
+        request = decode_row(row, run_id)
+        if request.run_id == workflow_run:
+            events.append(RunPaused(workflow_run, len(events), request.loc, request))
+            return events
+    position = newest.get("position")
+    if type(position) is dict and position.get("stack") == []:
+        events.append(RunCompleted(workflow_run, len(events), None))
+    return events

@@ -28,7 +28,7 @@ from .flux.pause import PendingRequest
 from .flux.position import Position
 from .stores import codec
 
-__all__ = ["Paused", "find", "list_pending", "paused_run", "record", "resume"]
+__all__ = ["Paused", "decode_row", "find", "list_pending", "paused_run", "record", "resume"]
 
 
 @dataclass
@@ -78,7 +78,7 @@ def record(engine: Any, machine: Machine, request: PendingRequest) -> None:
         )
 
 
-def _decode(row: Any, store_run: str) -> PendingRequest:
+def decode_row(row: Any, store_run: str) -> PendingRequest:
     where = f"run {store_run!r} pending request"
     data = codec.decode(row.request, where)
     try:
@@ -89,7 +89,7 @@ def _decode(row: Any, store_run: str) -> PendingRequest:
 
 def _stored(engine: Any) -> list[PendingRequest]:
     durable = engine._durable
-    return [_decode(row, durable.run_id) for row in durable.store.pending(durable.run_id)]
+    return [decode_row(row, durable.run_id) for row in durable.store.pending(durable.run_id)]
 
 
 def find(
@@ -200,7 +200,7 @@ def resume(
         row = durable.store.get_pending(durable.run_id, token)
         if row is None:
             raise _unknown(run_id, token)
-        request = _decode(row, durable.run_id)
+        request = decode_row(row, durable.run_id)
         if request.run_id != run_id:
             raise _unknown(run_id, token)
         if row.answered is not None:

@@ -79,6 +79,10 @@ class Host(Protocol):
         transaction) unless a commit already stored it."""
         ...
 
+    def finished(self, machine: Machine) -> None:
+        """The run ended after its last step (a durable engine stores the end position)."""
+        ...
+
     def find_pending(self, machine: Machine, address: tuple[int, ...],
                      iterations: tuple[int, ...]) -> PendingRequest | None:  # fmt: skip
         """The open request of this run at this step identity (a resumed position that
@@ -742,6 +746,8 @@ class Machine:
             return
         finally:
             coro.close()
+        if failure is None and paused is None:
+            self.host.finished(self)
         outcome = self._outcome(failure, paused)
         if self._observed():
             event = self._build(outcome)
@@ -765,6 +771,8 @@ class Machine:
             raise
         except _Pause as stop:
             paused = stop.request
+        if paused is None:
+            self.host.finished(self)
         outcome = self._outcome(None, paused)
         if self._observed():
             self._deliver(self._build(outcome))

@@ -171,6 +171,11 @@ class Store(Protocol):
         """The newest stored workflow position of the run with its version, or None."""
         ...
 
+    def positions(self, run_id: str) -> list[tuple[int, str]]:
+        """Every stored workflow position of the run with its version, oldest first (what
+        ``theus graph --run`` draws)."""
+        ...
+
     def prune(self, run_id: str, keep_last: int) -> int:
         """Keep the newest ``keep_last`` versions (>= 1) readable and delete the rest; return
         how many version rows were deleted."""

@@ -377,6 +377,16 @@ class _SqlStore:
             ).fetchone()
         return None if row is None else (int(row[0]), str(row[1]))
 
+    def positions(self, run_id: str) -> list[tuple[int, str]]:
+        """See :meth:`theus.stores.Store.positions`."""
+        with self._read() as conn:
+            rows = self._q(
+                conn,
+                "SELECT version, position FROM positions WHERE run_id = ? ORDER BY version",
+                (run_id,),
+            ).fetchall()
+        return [(int(v), str(p)) for v, p in rows]
+
     # -- retention -----------------------------------------------------------------------
     def prune(self, run_id: str, keep_last: int) -> int:
         """See :meth:`theus.stores.Store.prune`. A full snapshot is written at the oldest kept

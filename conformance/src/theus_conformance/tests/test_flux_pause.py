@@ -454,3 +454,42 @@ def test_a_step_that_writes_nothing_advances_the_stored_position(
     assert run.executed == ("b",) and NOOP_CALLS == ["look"]
     assert _counts(again) == {"cnt_a": 1, "cnt_b": 1, "cnt_c": 0}
     again.close()
+
+
+@process(inputs=["domain.n"], outputs=["domain.n"])
+async def ask_async(ctx: Any) -> Any:
+    ctx.domain.n += 1
+    return interrupt("async?", into="domain.note")
+
+
+@pytest.mark.parametrize("durable", [False, True], ids=["plain", "durable"])
+def test_an_async_process_interrupts_too(make_engine: Any, tmp_path: Any, durable: bool) -> None:
+    wf = "steps: [a, ask_async, b]\n"
+    kwargs = {"store": str(tmp_path / "d.db"), "run_id": "wf"} if durable else {}
+    engine = _setup(make_engine(CONTEXT, **kwargs))
+    engine.register(ask_async)
+    run = engine.execute_workflow(wf, run_id="wf")  # the async process runs on the engine loop
+    assert run.paused and run.pending.kind == "interrupt" and run.executed == ("a", "ask_async")
+    if durable:
+        engine.close()
+        engine = _setup(make_engine(CONTEXT, **kwargs))
+        engine.register(ask_async)
+        [request] = engine.pending()
+        assert request == run.pending
+    done = engine.resume("wf", run.pending.token, "ok", workflow=wf)
+    assert done.status == "completed" and done.executed == ("b",)
+    assert engine.state.get("domain.n") == 1 and engine.state.get("domain.note") == "ok"
+
+
+def test_aexecute_workflow_pauses_and_the_hub_gets_run_paused(make_engine: Any) -> None:
+    import asyncio
+
+    engine = _plain(make_engine)
+    rx = engine.signals.subscribe(topics=["flux:*"])
+    run = asyncio.run(engine.aexecute_workflow(WORKFLOW, run_id="as"))
+    assert run.paused and run.executed == ("a",)
+    got = [rx.try_recv() for _ in range(len(rx))]
+    assert [e.topic for e in got][-2:] == ["flux:step_committed", "flux:paused"]
+    assert got[-1].pending == run.pending
+    done = engine.resume("as", run.pending.token, "yes")
+    assert done.paused and done.executed == ("b", "ask")

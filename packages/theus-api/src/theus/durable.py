@@ -119,6 +119,8 @@ class DurableRun:
         #: the workflow steps landed at the current version (stored with the position, for
         #: run pictures: a step that wrote nothing lands at the version of the one before)
         self._landed: list[Any] = []
+        #: tokens of the pending requests this engine stored
+        self.stored_tokens: set[str] = set()
         try:
             record = self.store.get_run(self.run_id)
             self.reopened = record is not None
@@ -256,6 +258,8 @@ class DurableRun:
             except BaseException as exc:
                 self.error = exc
                 raise
+            if pending is not None:
+                self.stored_tokens.add(pending.token)
             if step is not None:
                 step.stored = True
                 self._landed = landed
@@ -298,15 +302,18 @@ class DurableRun:
         with self._lock:
             self.refuse_if_failed()
             landed = _step_record(step, list(self._landed))
+            row = pending_row(self.run_id, request)
             self.store.put_position(
                 self.run_id,
                 self.version,
                 _position(step, landed),
-                pending=pending_row(self.run_id, request),
+                pending=row,
                 answered=answered,
             )
             step.stored = True
             self._landed = landed
+            if row is not None:
+                self.stored_tokens.add(row.token)
 
     # -- reading ---------------------------------------------------------------------------
     def history(self, limit: int | None, before: int | None) -> list[HistoryEntry]:

@@ -66,11 +66,11 @@ def record(engine: Any, machine: Machine, request: PendingRequest) -> None:
     """Keep ``request`` of ``machine``'s run (it stops here); a durable engine stores it with
     the run's position unless the step's commit already did."""
     durable = engine._durable
-    if durable is not None:
+    if durable is not None and request.token not in durable.stored_tokens:
+        # a pause, or an interrupt() whose step's commit did not store it (a step that wrote
+        # nothing, an async process made it on another thread)
         context = StepContext(machine, "", None, 0, (machine.stack, (), (), None))
-        if request.kind == "pause":
-            durable.put_position(context, request, None)
-        # an interrupt: the step's commit (or DurableRun.after_step) stored it already
+        durable.put_position(context, request, None)
     registry = _registry(engine)
     with registry.lock:
         registry.entries[request.token] = _Entry(

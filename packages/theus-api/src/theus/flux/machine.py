@@ -582,8 +582,7 @@ class Machine:
             context._request = None
         request = context.pause_request()
         assert request is not None
-        if not context.stored:
-            self.host.pause(self, request)
+        self.host.pause(self, request)  # stores it unless the step's commit did
         raise _Pause(request)
 
     def _again(self, loop: WhileStep, body: _Frame, executed: list[str]) -> bool:

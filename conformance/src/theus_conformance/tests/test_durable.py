@@ -431,3 +431,53 @@ def test_resume_workflow_needs_a_stored_position(make_engine, store):
     engine = make_engine(store=store, run_id="r")
     with pytest.raises(StoreError, match=r"run 'r' has no stored workflow position"):
         engine.resume_workflow("steps: []\n")
+
+
+# -- outbox re-delivery and failing store writes (spec/21 §3, §10) -----------------------------
+
+
+def test_undelivered_outbox_rows_are_released_again_on_reopen(make_engine, store):
+    from theus.pipeline import OutboxMessage
+
+    engine = make_engine({"domain": {"n": 0}}, store=store, run_id="r")
+    got = []
+    engine.outbox.subscribe(got.append, topics=["a"])
+    for topic in ("a", "b", "a"):
+        with engine.transaction() as tx:
+            tx.update(data={"domain.n": tx.get("domain.n") + 1})
+            tx.outbox.add(topic, {"topic": topic, "t": (1, 2)})
+    assert engine.outbox.flush(timeout=30)
+    assert [(m.topic, m.version) for m in got] == [("a", 1), ("a", 3)]
+    engine.close()
+    assert [(r.version, r.index) for r in store.undelivered("r")] == [(2, 0)]
+
+    again = make_engine(store=store, run_id="r")
+    assert again.outbox.pending == (OutboxMessage("b", {"topic": "b", "t": (1, 2)}, 2, 0),)
+    assert again.outbox.drain() == [OutboxMessage("b", {"topic": "b", "t": (1, 2)}, 2, 0)]
+    assert store.undelivered("r") == []
+    again.close()
+    third = make_engine(store=store, run_id="r")
+    assert third.outbox.pending == ()
+    third.close()
+
+
+def test_a_store_write_failing_in_after_commit_does_not_fail_the_call(make_engine, store, caplog):
+    engine = make_engine({"domain": {"n": 0}}, store=store, run_id="r")
+    original = store.append
+
+    def failing(*args, **kwargs):
+        raise StoreError("disk full (simulated)")
+
+    store.append = failing
+    try:
+        with engine.transaction() as tx:  # returns: after_commit failures are logged (spec/15)
+            tx.update(data={"domain.n": 1})
+    finally:
+        store.append = original
+    assert engine.state.version == 1 and store.head("r") == 0  # in memory, not durable
+    assert "disk full (simulated)" in caplog.text
+    with pytest.raises(StoreError, match=r"storing an earlier commit failed \(disk full"):
+        with engine.transaction() as tx:
+            tx.update(data={"domain.n": 2})
+    assert engine.state.version == 1
+    assert make_engine(store=store, run_id="r").state.version == 0  # reopen: the stored one

@@ -493,3 +493,13 @@ def test_aexecute_workflow_pauses_and_the_hub_gets_run_paused(make_engine: Any) 
     assert got[-1].pending == run.pending
     done = engine.resume("as", run.pending.token, "yes")
     assert done.paused and done.executed == ("b", "ask")
+
+
+def test_a_dry_run_may_pause_and_leaves_no_request(make_engine: Any) -> None:
+    engine = _plain(make_engine)
+    run = engine.execute_workflow(WORKFLOW, dry_run=True, run_id="dry")
+    assert run.paused and run.dry_run and run.executed == ("a",)
+    assert run.state.to_dict()["domain"]["cnt_a"] == 1
+    assert engine.state.version == 0 and engine.pending() == []  # nothing here: the fork's
+    with pytest.raises(ResumeTokenError):
+        engine.resume("dry", run.pending.token, "yes")

@@ -217,29 +217,6 @@ def test_two_resumers_answering_one_request_exactly_one_wins(
         b.close()
 
 
-def test_outbox_rows_marked_delivered(store_under_test: StoreUnderTest) -> None:
-    from theus.stores import OutboxRow
-
-    store = store_under_test.open()
-    try:
-        _new_run(store)
-        _new_run(store, "other")
-        for v in (1, 2):
-            rows = [OutboxRow("r", v, j, f"t{j}", "{}") for j in range(2)]
-            store.append("r", _record(v), outbox=rows)
-        store.append("other", _record(1), outbox=[OutboxRow("other", 1, 0, "x", "{}")])
-        keys = [(r.version, r.index) for r in store.undelivered("r")]
-        assert keys == [(1, 0), (1, 1), (2, 0), (2, 1)]
-        store.mark_delivered("r", [(1, 1), (2, 0)])
-        store.mark_delivered("r", [(1, 1), (9, 9)])  # twice, and a key with no row: fine
-        store.mark_delivered("r", [])
-        assert [(r.version, r.index) for r in store.undelivered("r")] == [(1, 0), (2, 1)]
-        assert [(r.version, r.index) for r in store.undelivered("other")] == [(1, 0)]
-        assert len(store.outbox("r")) == 4  # the rows stay; only the mark is added
-    finally:
-        store.close()
-
-
 def test_closed_store_raises(store_under_test: StoreUnderTest) -> None:
     from theus.errors import StoreError
 

@@ -149,9 +149,7 @@ class DurableRun:
 
     def install(self, engine: Any) -> None:
         """Create a new run from the engine's initial snapshot (a reopened run exists), then
-        put the stage into the engine's pipeline right before the ``outbox`` stage; a reopened
-        run's stored outbox messages not marked delivered are released again (spec/21 §10)."""
-        again = self.reopened
+        put the stage into the engine's pipeline right before the ``outbox`` stage."""
         if not self.reopened:
             snapshot = engine._core.snapshot()
             text = codec.encode(snapshot.to_dict())
@@ -164,23 +162,6 @@ class DurableRun:
         outbox = pipeline.find("outbox")
         stages = pipeline.stages
         pipeline.add(self.stage, index=stages.index(outbox) if outbox in stages else None)
-        engine._outbox.on_delivered = self.delivered
-        if again:
-            engine._outbox.release(self._undelivered())
-
-    def _undelivered(self) -> list[Any]:
-        from .pipeline import OutboxMessage
-
-        out = []
-        for row in self.store.undelivered(self.run_id):
-            where = f"run {self.run_id!r} version {row.version} outbox message {row.index}"
-            out.append(OutboxMessage(row.topic, codec.decode(row.payload, where), row.version,
-                                     row.index))  # fmt: skip
-        return out
-
-    def delivered(self, messages: Any) -> None:
-        """Mark delivered outbox messages in the store (``Outbox.on_delivered``)."""
-        self.store.mark_delivered(self.run_id, [(m.version, m.index) for m in messages])
 
     def release(self) -> None:
         """The engine closed: close the store if the engines opened it and this was the last."""

@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -228,7 +228,6 @@ class OutboxSubscription:
         with outbox._cond:
             outbox._close_subscription(self)
             outbox._cond.notify_all()
-        outbox._report()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._queue)} pending"
@@ -278,10 +277,6 @@ class Outbox:
         self._subs: list[OutboxSubscription] = []  # open subscriptions, in subscription order
         self._worker: threading.Thread | None = None
         self._closed = False
-        #: called (outside the outbox's lock, on the delivering thread) with the messages that
-        #: left the outbox delivered — a durable engine marks their stored rows (spec/21 §10)
-        self.on_delivered: Callable[[Sequence[OutboxMessage]], Any] | None = None
-        self._gone: list[OutboxMessage] = []  # delivered, not yet handed to on_delivered
 
     # -- configuration -----------------------------------------------------------------------
     @property
@@ -367,8 +362,6 @@ class Outbox:
             return
         if entry.taken:
             del self._live[entry.seq]
-            if self.on_delivered is not None:
-                self._gone.append(entry.message)
         else:
             self._insert_unclaimed(entry)
 
@@ -419,7 +412,6 @@ class Outbox:
                 sub._busy = False
                 attempts, delay = self._finish(sub, entry, error)
                 cond.notify_all()
-            self._report()
             if error is not None:
                 message = entry.message
                 log.warning(
@@ -484,7 +476,6 @@ class Outbox:
                     del self._live[entry.seq]
                     out.append(entry.message)
                 cond.notify_all()
-            self._delivered(out)
             return out
         while max_n is None or len(out) < max_n:
             with cond:
@@ -517,25 +508,7 @@ class Outbox:
                 entry.drain_error = None
                 cond.notify_all()
             out.append(entry.message)
-            self._delivered([entry.message])
         return out
-
-    def _report(self) -> None:
-        """Hand the messages delivered by subscriptions to ``on_delivered`` (no lock held)."""
-        if not self._gone:
-            return
-        with self._cond:
-            gone, self._gone = self._gone, []
-        self._delivered(gone)
-
-    def _delivered(self, messages: Sequence[OutboxMessage]) -> None:
-        hook = self.on_delivered
-        if hook is None or not messages:
-            return
-        try:
-            hook(messages)
-        except Exception:
-            log.exception("recording %d delivered outbox message(s) failed", len(messages))
 
     # -- introspection -----------------------------------------------------------------------
     @property

@@ -167,15 +167,6 @@ class Store(Protocol):
         ``after`` when given)."""
         ...
 
-    def mark_delivered(self, run_id: str, keys: Sequence[tuple[int, int]]) -> None:
-        """Record that the outbox messages ``(version, index)`` of the run were delivered (one
-        transaction; marking one twice, or a key with no row, is not an error)."""
-        ...
-
-    def undelivered(self, run_id: str) -> list[OutboxRow]:
-        """The run's stored outbox rows not marked delivered, in ``(version, index)`` order."""
-        ...
-
     def position(self, run_id: str) -> tuple[int, str] | None:
         """The newest stored workflow position of the run with its version, or None."""
         ...

@@ -36,8 +36,6 @@ _SCHEMA = (
     "PRIMARY KEY (run_id, version, idx))",
     "CREATE TABLE IF NOT EXISTS positions (run_id TEXT NOT NULL, version BIGINT NOT NULL, "
     "position TEXT NOT NULL, PRIMARY KEY (run_id, version))",
-    "CREATE TABLE IF NOT EXISTS outbox_delivered (run_id TEXT NOT NULL, version BIGINT NOT NULL, "
-    "idx BIGINT NOT NULL, PRIMARY KEY (run_id, version, idx))",
     "CREATE TABLE IF NOT EXISTS pending (run_id TEXT NOT NULL, token TEXT NOT NULL, "
     "request TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, deadline DOUBLE PRECISION, "
     "answered BIGINT, PRIMARY KEY (run_id, token))",

@@ -39,9 +39,6 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS positions (
     run_id TEXT NOT NULL, version INTEGER NOT NULL, position TEXT NOT NULL,
     PRIMARY KEY (run_id, version)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS outbox_delivered (
-    run_id TEXT NOT NULL, version INTEGER NOT NULL, idx INTEGER NOT NULL,
-    PRIMARY KEY (run_id, version, idx)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pending (
     run_id TEXT NOT NULL, token TEXT NOT NULL, request TEXT NOT NULL, created REAL NOT NULL,
     deadline REAL, answered INTEGER, PRIMARY KEY (run_id, token)) WITHOUT ROWID;
@@ -369,31 +366,6 @@ class _SqlStore:
             ).fetchall()
         return [OutboxRow(run_id, v, i, t, p) for v, i, t, p in rows]
 
-    def mark_delivered(self, run_id: str, keys: Sequence[tuple[int, int]]) -> None:
-        """See :meth:`theus.stores.Store.mark_delivered`."""
-        if not keys:
-            return
-        with self._write() as conn:
-            self._q_many(
-                conn,
-                "INSERT INTO outbox_delivered (run_id, version, idx) VALUES (?, ?, ?) "
-                "ON CONFLICT (run_id, version, idx) DO NOTHING",
-                [(run_id, int(v), int(i)) for v, i in keys],
-            )
-
-    def undelivered(self, run_id: str) -> list[OutboxRow]:
-        """See :meth:`theus.stores.Store.undelivered`."""
-        with self._read() as conn:
-            rows = self._q(
-                conn,
-                "SELECT o.version, o.idx, o.topic, o.payload FROM outbox o "
-                "LEFT JOIN outbox_delivered d ON d.run_id = o.run_id AND d.version = o.version "
-                "AND d.idx = o.idx WHERE o.run_id = ? AND d.run_id IS NULL "
-                "ORDER BY o.version, o.idx",
-                (run_id,),
-            ).fetchall()
-        return [OutboxRow(run_id, v, i, t, p) for v, i, t, p in rows]
-
     def position(self, run_id: str) -> tuple[int, str] | None:
         """See :meth:`theus.stores.Store.position`."""
         with self._read() as conn:
@@ -441,7 +413,7 @@ class _SqlStore:
             deleted = self._q(
                 conn, "DELETE FROM versions WHERE run_id = ? AND version < ?", (run_id, oldest)
             ).rowcount
-            for table in ("snapshots", "outbox", "outbox_delivered"):
+            for table in ("snapshots", "outbox"):
                 self._q(
                     conn, f"DELETE FROM {table} WHERE run_id = ? AND version < ?", (run_id, oldest)
                 )

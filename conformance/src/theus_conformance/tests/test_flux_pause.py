@@ -503,3 +503,20 @@ def test_a_dry_run_may_pause_and_leaves_no_request(make_engine: Any) -> None:
     assert engine.state.version == 0 and engine.pending() == []  # nothing here: the fork's
     with pytest.raises(ResumeTokenError):
         engine.resume("dry", run.pending.token, "yes")
+
+
+def test_steps_that_write_nothing_keep_the_stored_position_small(
+    make_engine: Any, tmp_path: Any
+) -> None:
+    import json
+
+    db = tmp_path / "d.db"
+    engine = _durable(make_engine, db)
+    NOOP_CALLS.clear()
+    run = engine.execute_workflow("steps: [" + ", ".join(["look"] * 150) + "]\n", run_id="wf")
+    assert len(run.executed) == 150 and len(NOOP_CALLS) == 150
+    version, text = engine.store.position("wf")
+    data = json.loads(text)
+    assert version == 0 and data["position"]["stack"] == []  # the run's end position
+    assert len(data["steps"]) == 64 and data["steps"][-1]["loc"][3] == "steps[149]"
+    engine.close()

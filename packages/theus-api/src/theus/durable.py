@@ -357,17 +357,27 @@ def _position(step: Any, landed: list[Any]) -> str:
     return codec.encode(data, zoned=False)
 
 
+#: at most this many steps landed at one version are kept with the position (a loop of steps
+#: that write nothing keeps its newest ones: the position stays small)
+_LANDED_CAP = 64
+
+
 def _step_record(step: Any, landed: list[Any]) -> list[Any]:
-    """``landed`` with ``step`` (a process step of a workflow) appended."""
+    """``landed`` (the steps of the same workflow run landed at this version) with ``step``
+    (a process step of a workflow) appended, capped at the newest :data:`_LANDED_CAP`."""
     loc = step._loc
+    if landed and landed[-1].get("run") != step.run_id:
+        landed = []
     if step.process and loc is not None:
         landed.append(
             {
+                "run": step.run_id,
                 "process": step.process,
                 "loc": [loc.file, loc.line, loc.column, loc.key_path],
                 "iterations": list(step.iterations),
             }
         )
+        del landed[:-_LANDED_CAP]
     return landed
 
 
@@ -626,15 +636,18 @@ def stored_events(store: Store, run_id: str) -> list[Any]:
     from .flux.model import Loc
     from .pausing import decode_row
 
-    rows = store.positions(run_id)
-    events: list[Any] = []
-    newest: Any = None
-    for version, text in rows:
+    rows = []
+    for version, text in store.positions(run_id):
         where = f"run {run_id!r} position {version}"
         data = codec.decode(text, where)
         if type(data) is not dict:
             raise StoreCorruptError(f"{where}: malformed workflow position")
-        newest = data
+        rows.append((version, where, data))
+    events: list[Any] = []
+    newest: Any = rows[-1][2] if rows else None
+    for version, where, data in rows:
+        if data.get("run") != newest.get("run"):
+            continue  # another workflow run of this durable run: the newest one is drawn
         for step in data.get("steps") or ():
             try:
                 file, line, column, key_path = step["loc"]

@@ -20,7 +20,7 @@ from .expr import Expression, snapshot_scope
 from .machine import Machine, current_step
 from .model import DEFAULT_MAX_OPS, IfStep, RunStep, WhileStep, Workflow, iter_steps
 from .parse import load_workflow, parse_workflow
-from .pause import PendingRequest
+from .pause import Interrupt, PendingRequest
 from .position import Position
 
 __all__ = ["WorkflowRun", "durable_copy", "load_for_engine", "prepare", "run_workflow"]
@@ -145,18 +145,26 @@ class _EngineHost:
     def step(self, process: str, kwargs: dict[str, Any]) -> tuple[Any, int]:
         spec, handle = self.by_name[process]
         value, version = self.engine._step(spec, handle, kwargs)
-        durable = self.engine._durable
-        if durable is not None:
-            durable.after_step(current_step.get())
+        self._after(value)
         return value, int(version)
 
     async def astep(self, process: str, kwargs: dict[str, Any]) -> tuple[Any, int]:
         spec, handle = self.by_name[process]
         value, version = await self.engine._astep(spec, handle, kwargs)
-        durable = self.engine._durable
-        if durable is not None:
-            durable.after_step(current_step.get())
+        self._after(value)
         return value, int(version)
+
+    def _after(self, value: Any) -> None:
+        """A durable engine: check the step's commit was stored; store the position (with the
+        request of an ``interrupt()`` made on another thread, e.g. by an async process) when
+        the commit did not."""
+        durable = self.engine._durable
+        if durable is None:
+            return
+        context = current_step.get()
+        if context is not None and context.interrupt is None and isinstance(value, Interrupt):
+            context.interrupt = value
+        durable.after_step(context)
 
     def pause(self, machine: Machine, request: PendingRequest) -> None:
         from ..pausing import record

@@ -520,3 +520,28 @@ def test_steps_that_write_nothing_keep_the_stored_position_small(
     assert version == 0 and data["position"]["stack"] == []  # the run's end position
     assert len(data["steps"]) == 64 and data["steps"][-1]["loc"][3] == "steps[149]"
     engine.close()
+
+
+def test_the_schema_applies_to_the_answer_and_a_refused_one_changes_nothing(
+    make_engine: Any,
+) -> None:
+    from theus import SchemaViolationError
+
+    pydantic = pytest.importorskip("pydantic")
+
+    class Domain(pydantic.BaseModel):
+        n: int = 0
+        answer: int | None = None
+        note: Any = None
+        cnt_a: int = 0
+        cnt_b: int = 0
+        cnt_c: int = 0
+
+    engine = _setup(make_engine(CONTEXT, schema={"domain": Domain}))
+    run = engine.execute_workflow(WORKFLOW, run_id="s")
+    version = engine.state.version
+    with pytest.raises(SchemaViolationError):
+        engine.resume("s", run.pending.token, "not an int")
+    assert engine.state.version == version and engine.pending() == [run.pending]
+    done = engine.resume("s", run.pending.token, 7)  # the request is still open
+    assert done.paused and engine.state.get("domain.answer") == 7

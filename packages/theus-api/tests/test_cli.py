@@ -50,7 +50,8 @@ def theus(*args: str, cwd: Path = DATA, env: dict[str, str] | None = None, timeo
 
 
 @pytest.mark.parametrize(
-    "command", [[], ["run"], ["check"], ["graph"], ["backends"], ["conformance"]]
+    "command",
+    [[], ["run"], ["check"], ["graph"], ["backends"], ["conformance"], ["pending"], ["resume"]],
 )
 def test_help_has_examples(command):
     done = theus(*command, "--help")
@@ -63,10 +64,10 @@ def test_help_lists_only_the_built_commands():
     out = theus("--help").stdout
     commands = out.split("Commands:")[1].split("Examples:")[0]
     names = [line.split()[0] for line in commands.strip().splitlines()]
-    assert names == ["backends", "check", "conformance", "graph", "history", "run", "show"]
-    for missing in ("resume", "pending"):
-        assert missing not in names
-    assert "Exit codes: 0 ok, 1" in out
+    assert names == [
+        "backends", "check", "conformance", "graph", "history", "pending", "resume", "run", "show"
+    ]  # fmt: skip
+    assert "Exit codes: 0 ok, 1" in out and "4 the run paused" in out
 
 
 def test_python_dash_m_theus_is_the_same_program():
@@ -486,3 +487,120 @@ def test_store_command_errors(tmp_path, args, code, message):
     assert done.stderr.startswith("theus: error: ") and message in done.stderr
     missing = theus("history", "--store", str(tmp_path / "none.db"))
     assert missing.returncode == 3 and "no store at" in missing.stderr
+
+
+# --------------------------------------------------------------------------- durable runs
+
+
+def _pending(store: str) -> list[dict[str, Any]]:
+    done = theus("pending", "--store", store, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_durable_run_pauses_lists_pending_and_resumes(tmp_path):
+    store = str(tmp_path / "app.db")
+    flow = "flows/approve.yaml"
+    src = ["--context", "procs:make_engine"]
+    done = theus("run", flow, *src, "--store", store, "--run-id", "r1", "--progress", "plain")
+    assert done.returncode == 4, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == (
+        "paused: 3 steps, version 3 (run r1) at flows/approve.yaml:7:5, the answer goes to "
+        "domain.answer"
+    )
+    token = lines[1].removeprefix("token: ")
+    assert lines[2] == 'prompt: {"question": "ship it?"}'
+    assert lines[3].startswith("deadline: ") and lines[4].startswith("answer: theus resume r1")
+    assert "paused flows/approve.yaml:7:5 into domain.answer" in done.stderr
+
+    [request] = _pending(store)
+    assert request["run_id"] == "r1" and request["token"] == token
+    assert request["location"] == "flows/approve.yaml:7:5" and request["kind"] == "pause"
+    assert request["prompt"] == {"question": "ship it?"} and request["deadline"] is not None
+    text = theus("pending", "--store", store).stdout.splitlines()
+    assert len(text) == 1 and text[0].startswith(f"r1  {token}  flows/approve.yaml:7:5  into")
+
+    # the picture of the stored run: done, paused, not reached, loop iterations
+    pic = theus("graph", flow, "--run", "r1", "--store", store)
+    assert pic.returncode == 0, pic.stderr
+    assert 'n2{"while (2 iterations)"}' in pic.stdout
+    assert "class flux_start,n1,n2,n3 done" in pic.stdout
+    assert "class n4 paused" in pic.stdout and "class n5,flux_end not_reached" in pic.stdout
+
+    # without a token: the run waits on its answer, nothing runs
+    again = theus("resume", "r1", "--store", store, *src)
+    assert again.returncode == 4 and f"token: {token}" in again.stdout
+
+    bad = theus("resume", "r1", "--store", store, *src, "--token", "nope", "--value", "1")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("theus: error: run 'r1' has no pending request with this token")
+
+    answered = theus("resume", "r1", "--store", store, *src, "--token", token, "--value", '"yes"')
+    assert answered.returncode == 0, answered.stderr
+    assert answered.stdout.startswith("done: 1 step, version 5, ")
+    assert _pending(store) == []
+    shown = json.loads(theus("show", "5", "--store", store).stdout)["state"]["domain"]
+    assert (shown["answer"], shown["count"], shown["total"]) == ("yes", 3, 30)
+    twice = theus("resume", "r1", "--store", store, *src, "--token", token, "--value", '"no"')
+    assert twice.returncode == 0 and twice.stdout.startswith("answered already: nothing ran")
+    final = theus("graph", flow, "--run", "r1", "--store", store).stdout
+    assert "class flux_start,n1,n2,n3,n4,n5,flux_end done" in final
+
+    exists = theus("run", flow, *src, "--store", store, "--run-id", "r1")
+    assert exists.returncode == 1 and "already has a run 'r1'" in exists.stderr
+
+
+def test_resume_continues_a_stopped_run_from_its_stored_position(tmp_path, monkeypatch):
+    import theus as api
+
+    monkeypatch.syspath_prepend(str(DATA))
+    from procs import STATE, inc, left, right, total  # type: ignore[import-not-found]
+
+    store = tmp_path / "app.db"
+    flow = str(DATA / "flows" / "ok.yaml")
+    engine = api.open(store, run_id="r2", context=STATE)
+    for fn in (inc, total, left, right):
+        engine.register(fn)
+    iterator = engine.iter_workflow(flow, run_id="r2")
+    for event in iterator:
+        if event.topic == "flux:step_committed":
+            break  # one step stored, then the process "dies"
+    iterator.close()
+    version = engine.state.version
+    engine.close()
+    done = theus("resume", "r2", "--store", str(store), "--context", "procs:make_engine")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("done: ")
+    steps = int(done.stdout.split()[1])
+    history = json.loads(theus("history", "--store", str(store), "--json").stdout)
+    assert history["versions"][0]["version"] == version + steps
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["resume", "r1", "--store", "missing.db", "--context", "procs:make_engine"], 3,
+         "no store at missing.db"),
+        (["resume", "zz", "--store", "STORE", "--context", "procs:make_engine"], 1,
+         "has no run 'zz' (runs: r1)"),
+        (["resume", "r1", "--store", "STORE", "--context", "procs:make_engine", "--token", "t"],
+         2, "--token and --value go together"),
+        (["resume", "r1", "--store", "STORE", "--context", "procs:make_engine", "--token", "t",
+          "--value", "{bad"], 2, "not JSON"),
+        (["resume", "r1", "--store", "STORE", "--context", "procs:make_engine"], 1,
+         "has no stored workflow position"),
+        (["pending", "--store", "missing.db"], 3, "no store at missing.db"),
+        (["graph", "flows/ok.yaml", "--run", "r1"], 2, "--run and --store go together"),
+        (["graph", "flows/ok.yaml", "--run", "zz", "--store", "STORE"], 1, "has no run 'zz'"),
+        (["run", "flows/ok.yaml", "--context", "procs:make_engine", "--run-id", "x"], 2,
+         "--run-id needs --store"),
+    ],
+)  # fmt: skip
+def test_durable_command_errors(tmp_path, args, code, message):
+    store = str(_stored_run(tmp_path))
+    args = [store if a == "STORE" else a for a in args]
+    done = theus(*args)
+    assert done.returncode == code, (done.stdout, done.stderr)
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr

@@ -168,6 +168,75 @@ def test_two_writers_on_one_version_exactly_one_wins(store_under_test: StoreUnde
         b.close()
 
 
+def test_pending_requests_and_position_only_rows(store_under_test: StoreUnderTest) -> None:
+    from theus.errors import StoreConflictError
+    from theus.stores import PendingRow
+
+    store = store_under_test.open()
+    try:
+        _new_run(store)
+        _new_run(store, "other")
+        store.append("r", _record(1), position='{"p":1}')
+        # a position alone, at the head, with a new pending request: one transaction
+        asked = PendingRow("r", "tok-1", '{"q":"é?"}', 50.0, 80.5)
+        store.put_position("r", 1, '{"p":2}', pending=asked)
+        assert store.position("r") == (1, '{"p":2}')  # the newest position at the head
+        assert store.pending("r") == [asked] and store.pending() == [asked]
+        assert store.pending("other") == []
+        assert store.get_pending("r", "tok-1") == asked
+        assert (
+            store.get_pending("r", "nope") is None and store.get_pending("other", "tok-1") is None
+        )
+        with pytest.raises(StoreConflictError):  # not at the head: nothing stored
+            store.put_position("r", 0, '{"p":9}', pending=PendingRow("r", "x", "{}", 1.0))
+        assert store.position("r") == (1, '{"p":2}') and store.get_pending("r", "x") is None
+        # the answer: a commit that marks the request answered in the same transaction
+        store.append("r", _record(2), position='{"p":3}', answered="tok-1")
+        assert store.pending("r") == []
+        answered = store.get_pending("r", "tok-1")
+        assert answered is not None and answered.answered == 2 and answered.deadline == 80.5
+        # answering it again stores nothing, commit or position
+        with pytest.raises(StoreConflictError):
+            store.append("r", _record(3), answered="tok-1")
+        assert store.head("r") == 2
+        with pytest.raises(StoreConflictError):
+            store.put_position("r", 2, '{"p":4}', answered="tok-1")
+        assert store.position("r") == (2, '{"p":3}')
+        # a request stored with a commit; answered by a position-only row
+        store.append("r", _record(3), pending=PendingRow("r", "tok-2", "{}", 60.0))
+        store.put_position("r", 3, '{"p":5}', answered="tok-2")
+        assert store.get_pending("r", "tok-2").answered == 3 and store.pending() == []
+    finally:
+        store.close()
+
+
+def test_two_resumers_answering_one_request_exactly_one_wins(
+    store_under_test: StoreUnderTest,
+) -> None:
+    from theus.errors import StoreConflictError
+    from theus.stores import PendingRow
+
+    a, b = store_under_test.open(), store_under_test.open()
+    try:
+        _new_run(a)
+        a.put_position("r", 0, '{"p":0}', pending=PendingRow("r", "t", "{}", 1.0))
+        outcomes = []
+        for store, version_row in ((a, True), (b, False)):
+            try:
+                if version_row:
+                    store.append("r", _record(1), answered="t")
+                else:
+                    store.put_position("r", 0, '{"p":1}', answered="t")
+                outcomes.append("won")
+            except StoreConflictError:
+                outcomes.append("lost")
+        assert outcomes == ["won", "lost"]
+        assert b.get_pending("r", "t").answered == 1 and b.head("r") == 1
+    finally:
+        a.close()
+        b.close()
+
+
 def test_closed_store_raises(store_under_test: StoreUnderTest) -> None:
     from theus.errors import StoreError
 

@@ -430,7 +430,7 @@ def _run_child(backend, directory, mode, k, factory):
         text=True,
         timeout=300,
     )
-    if mode == "none":
+    if mode in ("none", "answer"):
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)
     assert proc.returncode == -9, proc.stderr
@@ -488,6 +488,49 @@ def test_workflow_killed_at_any_commit_resumes_exactly(backend, tmp_path, mode, 
     }
     done_before = k - 1 if mode == "before" else k
     assert len(resumed["executed"]) == STEP_COMMITS - done_before
+
+
+_PAUSE_MATRIX = [_SQLITE, _POSTGRES]
+
+
+@pytest.mark.parametrize("mode", ["before", "after"])
+@pytest.mark.parametrize("factory", _PAUSE_MATRIX, ids=["sqlite", "postgres"])
+def test_workflow_killed_at_a_pause_resumes_exactly(backend, tmp_path, mode, factory):
+    """spec/21 §9: a kill inside the transaction that persists a pause leaves no request (the
+    resumed run reaches the pause again); a kill after it leaves the run paused."""
+    from theus_conformance.stores import PostgresUnavailable, resolve_factory
+
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    try:
+        under_test = resolve_factory(factory)(crashed)
+    except PostgresUnavailable as exc:
+        pytest.skip(str(exc))
+    (tmp_path / "clean").mkdir()
+    paused = _run_child(backend, tmp_path / "clean", "none", "pause", factory)
+    assert paused["status"] == "paused" and paused["executed"] == ["a"]
+    reference = _run_child(backend, tmp_path / "clean", "answer", "pause", factory)
+    assert reference["status"] == "completed" and reference["executed"] == ["b"]
+
+    assert _run_child(backend, crashed, mode, "pause", factory) is None
+    store = under_test.open()
+    try:
+        assert store.head("wf") == 1  # a's commit
+        assert len(store.pending("wf")) == (0 if mode == "before" else 1)
+    finally:
+        store.close()
+    again = _run_child(backend, crashed, "none", "pause", factory)
+    assert again["status"] == "paused"
+    assert again["executed"] == []  # a is not run again (nor is anything past the pause)
+    store = under_test.open()
+    try:
+        assert len(store.pending("wf")) == 1
+    finally:
+        store.close()
+    done = _run_child(backend, crashed, "answer", "pause", factory)
+    assert done["state"] == reference["state"] and done["version"] == reference["version"]
+    assert done["state"]["domain"]["cnt_a"] == 1 and done["state"]["domain"]["cnt_b"] == 1
+    assert done["state"]["domain"]["answer"] == "yes"
 
 
 def test_resume_workflow_needs_a_stored_position(make_engine, store):

@@ -34,7 +34,9 @@ from .errors import (
     InvalidContractError,
     InvalidPathError,
     NestedExecutionError,
+    PauseExpiredError,
     ProcessNotFoundError,
+    ResumeTokenError,
     SchemaViolationError,
     SignalEmpty,
     SignalLagged,
@@ -46,6 +48,7 @@ from .errors import (
     WorkflowError,
     WorkflowLimitError,
 )
+from .flux.pause import Interrupt, PendingRequest, interrupt
 from .pipeline import Change, Changes, OutboxMessage, Stage
 from .schema import AppendOnly, Immutable, Mutable
 from .signals import Signal, SignalHub
@@ -75,12 +78,16 @@ __all__ = [
     "FluxError",
     "Immutable",
     "InvalidContractError",
+    "Interrupt",
     "InvalidPathError",
     "Mutable",
     "NestedExecutionError",
     "OutboxMessage",
+    "PauseExpiredError",
+    "PendingRequest",
     "ProcessNotFoundError",
     "ProcessSpec",
+    "ResumeTokenError",
     "SchemaViolationError",
     "Semantic",
     "Signal",
@@ -100,6 +107,7 @@ __all__ = [
     "WorkflowLimitError",
     "Zone",
     "backends",
+    "interrupt",
     "open",
     "process",
 ]

@@ -24,7 +24,7 @@ from .paths import Path, format_path
 from .pipeline import Change, Changes, CommitPipeline, OutboxMessage, Stage
 from .protocols import EngineOptions
 from .stores import codec
-from .stores.base import OutboxRow, RunRecord, Store, VersionRecord
+from .stores.base import OutboxRow, PendingRow, RunRecord, Store, VersionRecord
 from .stores.sqlite import SqliteStore, rebuild
 from .zones import Zone, zone_of
 
@@ -121,6 +121,11 @@ class DurableRun:
         self._mark: tuple[int, int] | None = None  # the delivery mark last stored
         self._mark_time = 0.0
         self._mark_lock = threading.Lock()
+        #: the workflow steps landed at the current version (stored with the position, for
+        #: run pictures: a step that wrote nothing lands at the version of the one before)
+        self._landed: list[Any] = []
+        #: tokens of the pending requests this engine stored
+        self.stored_tokens: set[str] = set()
         try:
             record = self.store.get_run(self.run_id)
             self.reopened = record is not None
@@ -137,6 +142,7 @@ class DurableRun:
                 self._snap_bytes = record.snapshot_bytes
                 self._delta_bytes = record.delta_bytes
                 self._delta_count = record.delta_count
+                self._landed = _landed_at(self.store, self.run_id, record.head)
             else:
                 self.context = dict(context)
                 self.version = version
@@ -279,9 +285,14 @@ class DurableRun:
                 version = snapshot.version
                 delta, paths, step = self.encode_changes(changes)
                 position = None
+                pending = answered = None
+                landed = self._landed
                 if step is not None:
                     step.landed()  # the stored position counts this step (spec/21 §8)
-                    position = _position(step)
+                    landed = _step_record(step, [])
+                    position = _position(step, landed)
+                    pending = pending_row(self.run_id, step.pause_request())
+                    answered = step.answers
                 rows = [
                     OutboxRow(self.run_id, m.version, m.index, m.topic, _payload(m))
                     for m in changes.outbox
@@ -295,16 +306,73 @@ class DurableRun:
                     full = codec.encode(snapshot.to_dict())
                 record = VersionRecord(version, time.time(), changes.process, paths, delta)
                 self.store.append(
-                    self.run_id, record, snapshot=full, outbox=rows, position=position
+                    self.run_id,
+                    record,
+                    snapshot=full,
+                    outbox=rows,
+                    position=position,
+                    pending=pending,
+                    answered=answered,
                 )
             except BaseException as exc:
                 self.error = exc
                 raise
+            if pending is not None:
+                self.stored_tokens.add(pending.token)
+            if step is not None:
+                step.stored = True
+                self._landed = landed
+            else:
+                self._landed = []
             self.version = version
             if full is None:
                 self._delta_bytes, self._delta_count = delta_bytes, count
             else:
                 self._snap_bytes, self._delta_bytes, self._delta_count = len(full), 0, 0
+
+    def refuse_if_failed(self) -> None:
+        """Raise the failure of an earlier store write (the commit it was for is not stored)."""
+        err = self.error
+        if err is not None:
+            cls = StoreConflictError if isinstance(err, StoreConflictError) else StoreError
+            raise cls(f"run {self.run_id!r}: the commit was not stored: {err}")
+
+    def after_step(self, step: Any) -> None:
+        """After a workflow step returned: fail it when its commit was not stored (another
+        writer won the run, spec/21 §9); store the position alone when the step made no
+        commit (it wrote nothing), so that it is not run again after a crash."""
+        self.refuse_if_failed()
+        if step is not None and not step.stored:
+            step.landed()
+            self.put_position(step, step.pause_request(), None)
+
+    def finished(self, machine: Any) -> None:
+        """A workflow run of this engine ended: store its end position (an empty stack), so
+        that resuming it runs nothing and its picture shows it completed."""
+        from .flux.machine import StepContext
+
+        self.put_position(
+            StepContext(machine, "", None, 0, (machine.stack, (), (), None)), None, None
+        )
+
+    def put_position(self, step: Any, request: Any, answered: str | None) -> None:
+        """Store the run's workflow position (and a new pending request, or the answer of
+        one) without a commit, in one store transaction."""
+        with self._lock:
+            self.refuse_if_failed()
+            landed = _step_record(step, list(self._landed))
+            row = pending_row(self.run_id, request)
+            self.store.put_position(
+                self.run_id,
+                self.version,
+                _position(step, landed),
+                pending=row,
+                answered=answered,
+            )
+            step.stored = True
+            self._landed = landed
+            if row is not None:
+                self.stored_tokens.add(row.token)
 
     # -- reading ---------------------------------------------------------------------------
     def history(self, limit: int | None, before: int | None) -> list[HistoryEntry]:
@@ -333,22 +401,80 @@ def _inputs(step: Any) -> str:
         raise TypeError(f"the inputs of workflow run {step.run_id!r}: {exc}") from None
 
 
-def _position(step: Any) -> str:
-    """The stored form of a workflow's position (spec/21 §8)."""
+def _position(step: Any, landed: list[Any]) -> str:
+    """The stored form of a workflow's position (spec/21 §8): also the workflow's source and
+    the steps landed at this version (``theus graph --run``, spec/20)."""
+    machine = step._machine
     data = {
         "format": 1,
         "run": step.run_id,
         "position": step.position().to_json(),
         "inputs": codec.decode(_inputs(step), "inputs"),
+        "workflow": machine.workflow.source,
+        "steps": landed,
     }
     return codec.encode(data, zoned=False)
 
 
-def resume_workflow(engine: Any, workflow: Any, run_id: str | None, **kwargs: Any) -> Any:
-    """``engine.resume_workflow``: continue the newest stored workflow position."""
+#: at most this many steps landed at one version are kept with the position (a loop of steps
+#: that write nothing keeps its newest ones: the position stays small)
+_LANDED_CAP = 64
+
+
+def _step_record(step: Any, landed: list[Any]) -> list[Any]:
+    """``landed`` (the steps of the same workflow run landed at this version) with ``step``
+    (a process step of a workflow) appended, capped at the newest :data:`_LANDED_CAP`."""
+    loc = step._loc
+    if landed and landed[-1].get("run") != step.run_id:
+        landed = []
+    if step.process and loc is not None:
+        landed.append(
+            {
+                "run": step.run_id,
+                "process": step.process,
+                "loc": [loc.file, loc.line, loc.column, loc.key_path],
+                "iterations": list(step.iterations),
+            }
+        )
+        del landed[:-_LANDED_CAP]
+    return landed
+
+
+def _landed_at(store: Store, run_id: str, head: int) -> list[Any]:
+    """The steps stored with the run's newest position when it is at ``head``."""
+    stored = store.position(run_id)
+    if stored is None or stored[0] != head:
+        return []
+    try:
+        data = codec.decode(stored[1], f"run {run_id!r} position {head}")
+    except StoreCorruptError:
+        return []  # reported when the position is read to resume
+    steps = data.get("steps") if type(data) is dict else None
+    return list(steps) if type(steps) is list else []
+
+
+def pending_row(run_id: str, request: Any) -> PendingRow | None:
+    """The stored form of a pending request (``TypeError`` when its prompt is outside the
+    durable format, spec/21 §2), or None."""
+    if request is None:
+        return None
+    try:
+        text = codec.encode(request.to_json(), zoned=False)
+    except TypeError as exc:
+        raise TypeError(f"the prompt of the pause at {request.loc}: {exc}") from None
+    return PendingRow(run_id, request.token, text, request.created, request.deadline)
+
+
+def stored_position(engine: Any, run_id: str | None) -> tuple[Any, Any]:
+    """The run's newest stored workflow position and inputs (spec/21 §8), checked."""
+    position, inputs, _ = _stored(engine, run_id, "engine.resume()")
+    return position, inputs
+
+
+def _stored(engine: Any, run_id: str | None, what: str) -> tuple[Any, Any, str]:
     from .flux.position import Position
 
-    run = need(engine, "engine.resume_workflow()")
+    run = need(engine, what)
     stored = run.store.position(run.run_id)
     if stored is None:
         raise StoreError(f"run {run.run_id!r} has no stored workflow position")
@@ -366,11 +492,23 @@ def resume_workflow(engine: Any, workflow: Any, run_id: str | None, **kwargs: An
         position = Position.from_json(data["position"])
     except ValueError as exc:
         raise StoreCorruptError(f"{where}: {exc}") from None
+    return position, data.get("inputs") or None, data["run"]
+
+
+def resume_workflow(engine: Any, workflow: Any, run_id: str | None, **kwargs: Any) -> Any:
+    """``engine.resume_workflow``: continue the newest stored workflow position (a run that
+    waits on an answer is returned paused, nothing runs)."""
+    position, stored_inputs, workflow_run = _stored(engine, run_id, "engine.resume_workflow()")
+    from .pausing import paused_run
+
+    waiting = paused_run(engine, workflow_run)
+    if waiting is not None:
+        return waiting  # the run waits on an answer: nothing runs (spec/21 §9)
     inputs = kwargs.pop("inputs", None)
     if inputs is None:
-        inputs = data.get("inputs") or None
+        inputs = stored_inputs
     return engine.execute_workflow(
-        workflow, position=position, run_id=data["run"], inputs=inputs, **kwargs
+        workflow, position=position, run_id=workflow_run, inputs=inputs, **kwargs
     )
 
 
@@ -434,6 +572,7 @@ class DurableStage(Stage):
         step = current_step.get()
         if step is not None:
             _inputs(step)  # refuse inputs the position could not be stored with
+            pending_row(run.run_id, step.pause_request())  # and a prompt outside the format
         run.remember(changes, delta, paths, step)
 
     def after_commit(self, snapshot: Any, changes: Changes) -> None:
@@ -546,3 +685,47 @@ def open_engine(path: str | os.PathLike[str] | Store, run_id: str | None, **kwar
     from .engine import TheusEngine
 
     return TheusEngine(store=path, run_id=run_id, **kwargs)
+
+
+def stored_events(store: Store, run_id: str) -> list[Any]:
+    """The events of run ``run_id``'s workflow as its store keeps them, for a run picture
+    (spec/20 §4): ``StepStarted`` + ``StepCommitted`` per stored step (location, iterations),
+    ``RunPaused`` at an open pending request, ``RunCompleted`` when the newest position is
+    the end. A failed step stores nothing: it is not drawn as failed."""
+    from .flux.events import RunCompleted, RunPaused, StepCommitted, StepStarted
+    from .flux.model import Loc
+    from .pausing import decode_row
+
+    rows = []
+    for version, text in store.positions(run_id):
+        where = f"run {run_id!r} position {version}"
+        data = codec.decode(text, where)
+        if type(data) is not dict:
+            raise StoreCorruptError(f"{where}: malformed workflow position")
+        rows.append((version, where, data))
+    events: list[Any] = []
+    newest: Any = rows[-1][2] if rows else None
+    for version, where, data in rows:
+        if data.get("run") != newest.get("run"):
+            continue  # another workflow run of this durable run: the newest one is drawn
+        for step in data.get("steps") or ():
+            try:
+                file, line, column, key_path = step["loc"]
+                loc = Loc(file, line, column, key_path)
+                fields = (step["process"], (), tuple(step["iterations"]))
+            except (KeyError, TypeError, ValueError):
+                raise StoreCorruptError(f"{where}: malformed step record") from None
+            events.append(StepStarted(data.get("run", ""), len(events), loc, *fields))
+            events.append(StepCommitted(data.get("run", ""), len(events), loc, *fields, version))
+    if newest is None:
+        return events
+    workflow_run = newest.get("run", "")
+    for row in store.pending(run_id):
+        request = decode_row(row, run_id)
+        if request.run_id == workflow_run:
+            events.append(RunPaused(workflow_run, len(events), request.loc, request))
+            return events
+    position = newest.get("position")
+    if type(position) is dict and position.get("stack") == []:
+        events.append(RunCompleted(workflow_run, len(events), None))
+    return events

@@ -208,6 +208,7 @@ class TheusEngine:
                 self._durable.release()
                 raise
         self._workflows: dict[Any, Any] = {}  # loaded Flux workflows (theus.flux.run)
+        self._paused: Any = None  # theus.pausing.Paused: requests of this engine's runs
         self._namespaces = frozenset(context)
         self._native = "native-execute" in self._backend.capabilities
         self._by_name: dict[str, tuple[ProcessSpec, Any]] = {}
@@ -361,33 +362,36 @@ class TheusEngine:
             marker.active = False
             self._running.reset(token)
 
-    def _step(self, spec: ProcessSpec, handle: Any, kwargs: dict[str, Any]) -> int:
-        """One workflow step (spec/18 §6): ``execute`` of a registered process, returning the
-        version its commit made instead of its return value."""
+    def _step(self, spec: ProcessSpec, handle: Any, kwargs: dict[str, Any]) -> tuple[Any, int]:
+        """One workflow step (spec/18 §6): ``execute`` of a registered process, returning its
+        return value and the version its commit made."""
         self._enter("engine.execute_workflow()")
         self._check_call(spec, kwargs)
         if spec.is_async:
-            return self._run_on_loop(spec, handle, kwargs)[1]
+            return self._run_on_loop(spec, handle, kwargs)
         marker = _Execution()
         token = self._running.set(marker)
         try:
             if spec.parallel:
-                return self._dispatch(spec, handle, kwargs)[1]
+                return self._dispatch(spec, handle, kwargs)
             if self._native:
-                return int(self._core.execute_step(handle, kwargs)[1])  # type: ignore[attr-defined]
-            return run_sync(self._core, handle, spec, kwargs, self._rng)[1]
+                value, version = self._core.execute_step(handle, kwargs)  # type: ignore[attr-defined]
+                return value, int(version)
+            return run_sync(self._core, handle, spec, kwargs, self._rng)
         finally:
             marker.active = False
             self._running.reset(token)
 
-    async def _astep(self, spec: ProcessSpec, handle: Any, kwargs: dict[str, Any]) -> int:
+    async def _astep(
+        self, spec: ProcessSpec, handle: Any, kwargs: dict[str, Any]
+    ) -> tuple[Any, int]:
         """The async twin of :meth:`_step` (``aexecute`` semantics, spec/11)."""
         self._enter("engine.aexecute_workflow()")
         self._check_call(spec, kwargs)
         marker = _Execution()
         token = self._running.set(marker)
         try:
-            return (await self._arun(spec, handle, kwargs))[1]
+            return await self._arun(spec, handle, kwargs)
         finally:
             marker.active = False
             self._running.reset(token)
@@ -760,6 +764,38 @@ class TheusEngine:
                                       on_event=on_event, dry_run=dry_run, run_id=run_id,
                                       position=position)  # fmt: skip
         return RunHandle(iterator)
+
+    def pending(self) -> list[Any]:
+        """The open requests of paused workflow runs (``theus.flux.PendingRequest``: run id,
+        token, prompt, into, step location, created, deadline), oldest first. A durable
+        engine lists those stored for its run, whichever process paused it (spec/21 §9)."""
+        from .pausing import list_pending
+
+        self._check_open()
+        return list_pending(self)
+
+    def resume(
+        self,
+        run_id: str,
+        token: str,
+        value: Any,
+        *,
+        workflow: Workflow | str | os.PathLike[str] | None = None,
+        on_event: Any = None,
+        max_ops: int | None = None,
+    ) -> WorkflowRun:
+        """Answer a paused run: write ``value`` at the request's ``into`` as one host commit
+        (schema and zones apply; contracts do not), then continue the run from its position
+        (no committed process runs again) and return its :class:`WorkflowRun`.
+
+        ``workflow`` defaults to the one the run paused in (its file, for another process).
+        The same token again does nothing and returns the first call's result; an unknown or
+        stale token raises :class:`theus.errors.ResumeTokenError`, an expired one
+        :class:`theus.errors.PauseExpiredError` (spec/21 §9)."""
+        from .pausing import resume
+
+        self._enter("engine.resume()")
+        return resume(self, run_id, token, value, workflow, on_event=on_event, max_ops=max_ops)
 
     # -- durability (spec/21) --------------------------------------------------------------
     @property

@@ -40,6 +40,8 @@ __all__ = [
     "WorkerError",
     "BatchError",
     "ExecutorUnavailableError",
+    "ResumeTokenError",
+    "PauseExpiredError",
 ]
 
 
@@ -347,3 +349,10 @@ class BatchError(TheusError, ExceptionGroup):
 
     def __reduce__(self) -> Any:
         return (type(self), (self.message, list(self.exceptions), self.results, self.failed))
+class ResumeTokenError(TheusError, LookupError):
+    """``engine.resume(run_id, token, value)`` named no open pending request: an unknown or
+    stale token, or a run that is not paused there (spec/21 §9)."""
+
+
+class PauseExpiredError(ResumeTokenError):
+    """The pending request's ``timeout:`` passed before it was answered (spec/21 §9)."""

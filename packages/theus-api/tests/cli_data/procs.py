@@ -31,7 +31,7 @@ def right(ctx):
     ctx.domain.right = 2
 
 
-STATE = {"domain": {"count": 0, "total": 0, "left": 0, "right": 0}}
+STATE = {"domain": {"count": 0, "total": 0, "left": 0, "right": 0, "answer": None}}
 NOT_AN_ENGINE = 42
 
 

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import traceback
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,15 @@ from ..flux.picture import Kind
 from . import stored as _stored
 from .source import SetupError, Source, engine_specs, load_processes, load_state, make_engine
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_SETUP", "EXIT_USAGE", "main"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_PAUSED",
+    "EXIT_SETUP",
+    "EXIT_USAGE",
+    "main",
+]
 
 EXIT_OK = 0
 #: the workflow failed, ``check`` found an invalid file, the conformance suite failed
@@ -28,6 +37,8 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 #: the context, state, processes, backend or Graphviz cannot be had; a file cannot be written
 EXIT_SETUP = 3
+#: the run paused at a ``flux: pause`` or an ``interrupt()`` and waits for an answer
+EXIT_PAUSED = 4
 EXIT_INTERRUPTED = 130
 
 _FORMATS = {".mmd": "mermaid", ".mermaid": "mermaid", ".dot": "dot", ".gv": "dot", ".svg": "svg",
@@ -129,9 +140,14 @@ Examples:
   theus backends
   theus conformance --backend rust -q
   theus history --store app.db; theus show 3 --store app.db
+  theus run flow.yaml --context app:engine --store app.db --run-id r1
+  theus pending --store app.db
+  theus resume r1 --store app.db --context app:engine --token TOKEN --value '"yes"'
+  theus graph flow.yaml --run r1 --store app.db -o r1.svg
 
 Exit codes: 0 ok, 1 the workflow failed or check found errors, 2 usage error,
-3 setup failed (context, state, processes, backend, Graphviz), 130 interrupted.""",
+3 setup failed (context, state, processes, backend, Graphviz, store), 4 the run paused
+and waits for an answer (theus pending, theus resume --token), 130 interrupted.""",
 )
 @click.option("--debug", is_flag=True, help="Print the traceback of an error too.")
 @click.version_option(package_name="theus-api", prog_name="theus")
@@ -145,12 +161,27 @@ def cli(ctx: click.Context, debug: bool) -> None:
 # --------------------------------------------------------------------------- run
 
 
+def _progress_option(fn: Any) -> Any:
+    return click.option(
+        "--progress",
+        type=click.Choice(["auto", "live", "plain", "none"]),
+        default="auto",
+        show_default=True,
+        help="auto: a live display on a terminal, plain lines otherwise.",
+    )(fn)
+
+
 @cli.command(
     epilog="""\b
 Examples:
   theus run review.yaml --context examples.flux.review:make_engine
   theus run review.yaml --state state.json --processes examples.flux.review --input target=2
   theus run review.yaml --context app:engine --backend reference --progress plain
+  theus run review.yaml --context app:engine --store app.db --run-id r1
+
+With --store the run is durable (a SQLite file, created when missing): every commit is
+stored; a crashed run continues with theus resume RUN_ID. A run that pauses (flux: pause,
+interrupt()) prints its token and prompt and exits 4; answer with theus resume --token.
 
 """
     + _SOURCE_HELP
@@ -164,13 +195,9 @@ Examples:
 )  # fmt: skip
 @click.option("--max-ops", type=click.IntRange(min=1), help="The run's operation budget.")
 @click.option("--dry-run", is_flag=True, help="Walk the workflow without committing anything.")
-@click.option(
-    "--progress",
-    type=click.Choice(["auto", "live", "plain", "none"]),
-    default="auto",
-    show_default=True,
-    help="auto: a live display on a terminal, plain lines otherwise.",
-)
+@click.option("--store", "store_path", metavar="PATH", help="Run durably in this SQLite store.")
+@click.option("--run-id", metavar="ID", help="The durable run's id (default: a new random id).")
+@_progress_option
 def run(
     workflow: str,
     context: str | None,
@@ -180,29 +207,75 @@ def run(
     inputs: tuple[str, ...],
     max_ops: int | None,
     dry_run: bool,
+    store_path: str | None,
+    run_id: str | None,
     progress: str,
 ) -> None:
     """Run WORKFLOW on an engine, with progress, and print a summary."""
-    from ..errors import TheusError
-    from .progress import Progress
-
     if context is None and state is None:
         raise click.UsageError(
             "theus run needs --context MODULE:ATTR or --state FILE --processes MODULE"
         )
+    if run_id is not None and store_path is None:
+        raise click.UsageError("--run-id needs --store PATH")
+    if dry_run and store_path is not None:
+        raise click.UsageError("--dry-run commits nothing: it cannot be given with --store")
     values = _parse_inputs(inputs)
     source = _source(context, state, processes, backend)
     engine = make_engine(source)
+    store = None
+    if store_path is not None:
+        from .stored import durable_engine, open_store
+
+        rid = run_id or uuid.uuid4().hex
+        try:
+            store = open_store(store_path, create=True)
+            if store.get_run(rid) is not None:
+                _fail(
+                    f"{store_path} already has a run {rid!r}: continue it with "
+                    f"theus resume {rid} --store {store_path}",
+                    EXIT_FAILED,
+                )
+            engine = durable_engine(engine, store, rid)
+        except BaseException:
+            engine.close()
+            if store is not None:
+                store.close()
+            raise
+        run_id = rid
+    _drive(
+        engine,
+        store,
+        progress,
+        workflow,
+        lambda reporter: engine.execute_workflow(
+            workflow, inputs=values, max_ops=max_ops, on_event=reporter, dry_run=dry_run,
+            run_id=run_id,
+        ),
+        store_path,
+    )  # fmt: skip
+
+
+def _drive(
+    engine: Any,
+    store: Any,
+    progress: str,
+    title: str,
+    call: Any,
+    store_path: str | None,
+) -> None:
+    """Run ``call(reporter)`` with progress, print the outcome, close the engine and store."""
+    from ..errors import TheusError
+    from .progress import Progress
+
     stream = sys.stderr
     mode = progress
     if mode == "auto":
         mode = "live" if stream.isatty() else "plain"
-    reporter = Progress(mode, stream, workflow)
+    reporter = Progress(mode, stream, title)
     try:
         with reporter:
-            result = engine.execute_workflow(
-                workflow, inputs=values, max_ops=max_ops, on_event=reporter, dry_run=dry_run
-            )
+            result = call(reporter)
     except TheusError as exc:
         _error(exc)
         where = f" (run {reporter.run_id})" if reporter.run_id else ""
@@ -211,11 +284,129 @@ def run(
         raise _Failed(None, EXIT_FAILED) from exc
     finally:
         engine.close()
+        if store is not None:
+            store.close()
     steps = len(result.executed)
+    if result.paused:
+        request = result.pending
+        click.echo(
+            f"paused: {steps} step{'s' if steps != 1 else ''}, version {result.version} "
+            f"(run {result.run_id}) at {request.location}, the answer goes to {request.into}"
+        )
+        click.echo(f"token: {request.token}")
+        click.echo(f"prompt: {json.dumps(request.prompt, default=str, sort_keys=True)}")
+        if request.deadline is not None:
+            click.echo(f"deadline: {_utc(request.deadline)}")
+        if store_path is not None:
+            click.echo(
+                f"answer: theus resume {engine.run_id} --store {store_path} SOURCE "
+                f"--token {request.token} --value JSON"
+            )
+        raise _Failed(None, EXIT_PAUSED)
+    if result.status == "answered":
+        click.echo(f"answered already: nothing ran (run {result.run_id}, version {result.version})")
+        return
     click.echo(
         f"done: {steps} step{'s' if steps != 1 else ''}, version {result.version}, "
         f"{result.duration:.3f} s (run {result.run_id})"
     )
+
+
+def _utc(when: float) -> str:
+    import datetime
+
+    return f"{datetime.datetime.fromtimestamp(when, datetime.UTC):%Y-%m-%dT%H:%M:%SZ}"
+
+
+# --------------------------------------------------------------------------- resume
+
+
+@cli.command(
+    epilog="""
+Examples:
+  theus resume r1 --store app.db --context app:engine
+  theus resume r1 --store app.db --context app:engine --token TOKEN --value '"yes"'
+  theus resume r1 --store app.db --state state.json --processes app.procs --token T --value 3
+
+Without --token: continue a crashed or stopped run from its stored position (committed
+steps do not run again). With --token and --value (JSON): answer the run's pending request
+(theus pending lists them) and continue. The workflow is the one the run used (its file),
+unless --workflow is given. Exit 4 when the run pauses again.
+
+"""
+    + _SOURCE_HELP
+)
+@click.argument("run_id", metavar="RUN_ID")
+@click.option("--store", "store_path", required=True, metavar="PATH", help="The SQLite store.")
+@_source_options
+@click.option("--backend", metavar="NAME", help="The backend (rust, reference, ...).")
+@click.option("--workflow", metavar="FILE", help="The workflow file (default: the run's own).")
+@click.option("--token", metavar="TOKEN", help="Answer the pending request with this token.")
+@click.option("--value", metavar="JSON", help="The answer, as JSON (with --token).")
+@click.option("--max-ops", type=click.IntRange(min=1), help="The run's operation budget.")
+@_progress_option
+def resume(
+    run_id: str,
+    store_path: str,
+    context: str | None,
+    state: str | None,
+    processes: tuple[str, ...],
+    backend: str | None,
+    workflow: str | None,
+    token: str | None,
+    value: str | None,
+    max_ops: int | None,
+    progress: str,
+) -> None:
+    """Continue durable run RUN_ID, or answer its pending request (--token, --value)."""
+    from .stored import StoredError, durable_engine, open_store, workflow_of
+
+    if context is None and state is None:
+        raise click.UsageError(
+            "theus resume needs --context MODULE:ATTR or --state FILE --processes MODULE"
+        )
+    if (token is None) != (value is None):
+        raise click.UsageError("--token and --value go together")
+    answer: Any = None
+    if value is not None:
+        try:
+            answer = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise click.BadParameter(f"not JSON: {exc.msg}", param_hint="--value") from None
+    try:
+        store = open_store(store_path, create=False)
+    except StoredError as exc:
+        _fail(exc, exc.code)
+    try:
+        runs = sorted(r.run_id for r in store.runs())
+        if run_id not in runs:
+            _fail(f"{store_path} has no run {run_id!r} (runs: {', '.join(runs) or 'none'})",
+                  EXIT_FAILED)  # fmt: skip
+        engine = make_engine(_source(context, state, processes, backend))
+        engine = durable_engine(engine, store, run_id)
+    except BaseException:
+        store.close()
+        raise
+    if token is not None:
+        row = store.get_pending(run_id, token)
+        from ..pausing import decode_row
+
+        workflow_run = run_id if row is None else decode_row(row, run_id).run_id
+        _drive(engine, store, progress, workflow or run_id,
+               lambda reporter: engine.resume(workflow_run, token, answer, workflow=workflow,
+                                              on_event=reporter, max_ops=max_ops),
+               store_path)  # fmt: skip
+        return
+    try:
+        source_file = workflow or workflow_of(store, run_id)
+    except StoredError as exc:
+        engine.close()
+        store.close()
+        _fail(exc, exc.code)
+    _drive(engine, store, progress, source_file,
+           lambda reporter: engine.resume_workflow(source_file, on_event=reporter,
+                                                   max_ops=max_ops),
+           store_path)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- check
@@ -281,9 +472,12 @@ Examples:
   theus graph review.yaml                      Mermaid text on standard output
   theus graph review.yaml -o review.svg        SVG through Graphviz dot
   theus graph review.yaml -o state.mmd --kind state --processes examples.flux.review
+  theus graph review.yaml --run r1 --store app.db -o r1.svg   a durable run's progress
 
 Formats by suffix: .mmd Mermaid, .dot DOT, .svg/.png rendered by a local Graphviz `dot`
 (Debian: apt-get install graphviz). --kind state needs the processes' contracts (SOURCE).
+With --run and --store the picture colours each step by the stored run: done, paused, not
+reached (a failed step stores nothing), and labels loops with their iteration counts.
 
 """
     + _SOURCE_HELP
@@ -297,11 +491,15 @@ Formats by suffix: .mmd Mermaid, .dot DOT, .svg/.png rendered by a local Graphvi
     show_default=True,
     help="flow: the control flow; state: which process reads and writes which paths.",
 )
+@click.option("--run", "run_id", metavar="RUN_ID", help="Colour by this durable run (--store).")
+@click.option("--store", "store_path", metavar="PATH", help="The SQLite store of --run.")
 @_source_options
 def graph(
     workflow: str,
     output: str | None,
     kind: Kind,
+    run_id: str | None,
+    store_path: str | None,
     context: str | None,
     state: str | None,
     processes: tuple[str, ...],
@@ -324,15 +522,27 @@ def graph(
     if kind == "state" and source.context is None and not source.processes:
         raise click.UsageError("--kind state needs the contracts: --processes MODULE or --context")
     specs, namespaces = _specs_and_namespaces(source)
+    if (run_id is None) != (store_path is None):
+        raise click.UsageError("--run and --store go together")
     try:
         wf = load_workflow(workflow, processes=specs, namespaces=namespaces)
     except TheusError as exc:
         _fail(exc, EXIT_FAILED)
+    events = None
+    if run_id is not None and store_path is not None:
+        from .stored import StoredError, run_events
+
+        try:
+            events = run_events(store_path, run_id)
+        except StoredError as exc:
+            _fail(exc, exc.code)
+        except TheusError as exc:
+            _fail(exc, EXIT_FAILED)
     data: bytes
     if fmt == "mermaid":
-        data = to_mermaid(wf, kind).encode()
+        data = to_mermaid(wf, kind, run=events).encode()
     else:
-        dot = to_dot(wf, kind)
+        dot = to_dot(wf, kind, run=events)
         if fmt == "dot":
             data = dot.encode()
         else:

@@ -116,6 +116,10 @@ class Progress:
             duration = getattr(event, "duration", None)
             took = f" ({duration:.3f} s)" if isinstance(duration, int | float) else ""
             return f"committed {process} version {version}{took}"
+        if topic == "paused":
+            pending = getattr(event, "pending", None)
+            into = getattr(pending, "into", "?")
+            return f"paused {_where(getattr(event, 'loc', None))} into {into}"
         if topic == "step_failed":
             error = getattr(event, "error", "")
             return f"failed {process}: {_one_line(f'{type(error).__name__}: {error}')}"

@@ -18,6 +18,7 @@ from .events import (
     FluxEvent,
     RunCompleted,
     RunFailed,
+    RunPaused,
     RunStarted,
     StepCommitted,
     StepFailed,
@@ -33,6 +34,7 @@ from .model import (
     IfStep,
     Loc,
     ParallelStep,
+    PauseStep,
     ProcessStep,
     RunStep,
     Step,
@@ -41,6 +43,7 @@ from .model import (
     iter_steps,
 )
 from .parse import load_workflow, parse_workflow, patterns_overlap
+from .pause import Interrupt, PendingRequest, interrupt
 from .position import Fork, Frame, Position
 from .run import run_workflow
 
@@ -53,12 +56,16 @@ __all__ = [
     "Frame",
     "IfStep",
     "Loc",
+    "Interrupt",
     "ParallelStep",
+    "PauseStep",
+    "PendingRequest",
     "Position",
     "ProcessStep",
     "RunCompleted",
     "RunFailed",
     "RunHandle",
+    "RunPaused",
     "RunStarted",
     "RunStep",
     "Step",
@@ -70,6 +77,7 @@ __all__ = [
     "WorkflowIterator",
     "WorkflowRun",
     "compile_expression",
+    "interrupt",
     "iter_steps",
     "load_workflow",
     "parse_workflow",

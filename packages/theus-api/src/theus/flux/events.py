@@ -14,14 +14,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .model import Loc
+
+if TYPE_CHECKING:
+    from .pause import PendingRequest
 
 __all__ = [
     "FluxEvent",
     "RunCompleted",
     "RunFailed",
+    "RunPaused",
     "RunStarted",
     "StepCommitted",
     "StepFailed",
@@ -32,7 +36,8 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class WorkflowRun:
-    """The result of a completed run."""
+    """The result of a run that completed, or paused (``status == "paused"``: ``pending`` is
+    the request it waits on; answer it with ``engine.resume(run_id, token, value)``)."""
 
     #: the processes that committed, in order (a parallel step: branch 0's, then branch 1's ...)
     executed: tuple[str, ...]
@@ -48,6 +53,16 @@ class WorkflowRun:
     dry_run: bool = False
     #: the snapshot the run ended on (a dry run: the would-be state)
     state: Any = field(default=None, repr=False, compare=False)
+    #: ``"completed"``, ``"paused"`` (waiting on ``pending``), or ``"answered"`` (a repeated
+    #: ``engine.resume`` of a token another engine answered: nothing ran, spec/21 §9)
+    status: str = "completed"
+    #: the open request of a paused run, else None
+    pending: PendingRequest | None = None
+
+    @property
+    def paused(self) -> bool:
+        """True when the run stopped at a pause and waits for an answer."""
+        return self.status == "paused"
 
 
 @dataclass(slots=True)
@@ -129,6 +144,17 @@ class RunCompleted(FluxEvent):
     run: WorkflowRun | None = None
 
     topic: ClassVar[str] = "flux:run_completed"
+
+
+@dataclass(slots=True)
+class RunPaused(FluxEvent):
+    """The run stopped at a ``flux: pause`` step or after a process returned ``interrupt()``;
+    ``pending`` is the request it waits on; ``run`` the paused ``WorkflowRun``."""
+
+    pending: PendingRequest | None = None
+    run: WorkflowRun | None = None
+
+    topic: ClassVar[str] = "flux:paused"
 
 
 @dataclass(slots=True)

@@ -32,6 +32,7 @@ from .events import (
     FluxEvent,
     RunCompleted,
     RunFailed,
+    RunPaused,
     RunStarted,
     StepCommitted,
     StepFailed,
@@ -39,7 +40,19 @@ from .events import (
     WorkflowRun,
 )
 from .expr import Expression, snapshot_scope
-from .model import Expr, IfStep, Loc, ParallelStep, ProcessStep, RunStep, Step, WhileStep, Workflow
+from .model import (
+    Expr,
+    IfStep,
+    Loc,
+    ParallelStep,
+    PauseStep,
+    ProcessStep,
+    RunStep,
+    Step,
+    WhileStep,
+    Workflow,
+)
+from .pause import Interrupt, PendingRequest, new_token
 from .position import Entry, Fork, Frame, Position, blocks_of
 
 __all__ = ["Host", "Machine", "StepContext", "WorkflowIterator", "current_step"]
@@ -52,12 +65,28 @@ Draft = tuple[type[FluxEvent], Loc | None, tuple[Any, ...]]
 class Host(Protocol):
     """What the machine needs from an engine (the facade, or a dry run's fork of it)."""
 
-    def step(self, process: str, kwargs: dict[str, Any]) -> int:
-        """Run one process step (``execute`` semantics); the version its commit made."""
+    def step(self, process: str, kwargs: dict[str, Any]) -> tuple[Any, int]:
+        """Run one process step (``execute`` semantics); its return value and the version its
+        commit made."""
         ...
 
-    async def astep(self, process: str, kwargs: dict[str, Any]) -> int:
+    async def astep(self, process: str, kwargs: dict[str, Any]) -> tuple[Any, int]:
         """The same with ``aexecute`` semantics."""
+        ...
+
+    def pause(self, machine: Machine, request: PendingRequest) -> None:
+        """Persist ``request`` with the run's position (a durable engine: one store
+        transaction) unless a commit already stored it."""
+        ...
+
+    def finished(self, machine: Machine) -> None:
+        """The run ended after its last step (a durable engine stores the end position)."""
+        ...
+
+    def find_pending(self, machine: Machine, address: tuple[int, ...],
+                     iterations: tuple[int, ...]) -> PendingRequest | None:  # fmt: skip
+        """The open request of this run at this step identity (a resumed position that
+        stops at the same pause again), or None."""
         ...
 
     def snapshot(self) -> Any:
@@ -162,6 +191,14 @@ class _Stopped(Exception):
     """The run was cancelled between two steps."""
 
 
+class _Pause(Exception):
+    """The run stopped at a pause (``request``)."""
+
+    def __init__(self, request: PendingRequest) -> None:
+        super().__init__(request.token)
+        self.request = request
+
+
 class StepContext:
     """The process step a workflow is running, for commit stages (durability): read it with
     ``theus.flux.machine.current_step.get()`` on the thread (or task) the step runs on — in a
@@ -172,7 +209,18 @@ class StepContext:
     ``after_commit``, so that the position it stores with the commit counts the step);
     :meth:`position` is the run's position (spec/18 §5.2)."""
 
-    __slots__ = ("_at", "_frame", "_index", "_machine", "process")
+    __slots__ = (
+        "_at",
+        "_frame",
+        "_index",
+        "_loc",
+        "_machine",
+        "_request",
+        "answers",
+        "interrupt",
+        "process",
+        "stored",
+    )
 
     def __init__(
         self,
@@ -187,6 +235,39 @@ class StepContext:
         self._frame = frame
         self._index = index
         self._at = at
+        self._loc: Loc | None = None
+        self._request: PendingRequest | None = None
+        #: the Interrupt ``interrupt()`` made during this step, or None
+        self.interrupt: Interrupt | None = None
+        #: the resume token whose answer this commit writes (``engine.resume``), or None
+        self.answers: str | None = None
+        #: set by a durable stage once the step's commit and position were stored
+        self.stored = False
+
+    def reset(self, process: str, frame: _Frame | None, index: int, loc: Loc | None) -> None:
+        """Point the context at the next step (the machine reuses one per stack)."""
+        self.process = process
+        self._frame = frame
+        self._index = index
+        self._loc = loc
+        self._request = None
+        self.interrupt = None
+        self.answers = None
+        self.stored = False
+
+    def pause_request(self) -> PendingRequest | None:
+        """The pending request this step's ``interrupt()`` makes (built once: the durable
+        stage stores it with the step's commit, the machine pauses on it), or None: no
+        interrupt, or a step inside a parallel branch (where pausing is refused)."""
+        made = self.interrupt
+        if made is None or self._at[3] is not None or self._loc is None:
+            return None
+        if self._request is None:
+            self._request = self._machine.request(
+                made.prompt, made.into, made.timeout, self._loc, self.address,
+                self.iterations, "interrupt",
+            )  # fmt: skip
+        return self._request
 
     @property
     def run_id(self) -> str:
@@ -391,15 +472,13 @@ class Machine:
                     fields = (process, _address(stack, prefix, branch), outer + _iterations(stack))
                     await emit((StepStarted, loc, fields))
                     began = time.perf_counter()
-                context.process = process
-                context._frame = top
-                context._index = index
+                context.reset(process, top, index, step.loc)
                 token = current_step.set(context)
                 try:
                     if asynchronous:
-                        version = await host.astep(process, kwargs)
+                        value, version = await host.astep(process, kwargs)
                     else:
-                        version = run_step(process, kwargs)
+                        value, version = run_step(process, kwargs)
                 except Exception as exc:
                     loc = step.loc
                     if observed:
@@ -421,6 +500,18 @@ class Machine:
                 if observed:
                     done = (*fields, version, time.perf_counter() - began)
                     await emit((StepCommitted, loc, done))
+                if isinstance(value, Interrupt) or context.interrupt is not None:
+                    self._interrupted(context, value, step, executed, branch)
+            elif isinstance(step, PauseStep):
+                self._count(step, executed)
+                address = _address(stack, prefix, branch)
+                iterations = outer + _iterations(stack)
+                request = host.find_pending(self, address, iterations)
+                if request is None:
+                    request = self.request(step.prompt, step.into, step.timeout, step.loc,
+                                           address, iterations, "pause")  # fmt: skip
+                    host.pause(self, request)
+                raise _Pause(request)
             elif isinstance(step, IfStep):
                 self._count(step, executed)
                 frame = (
@@ -446,6 +537,53 @@ class Machine:
                 branches: list[list[_Live]] = [[_Frame(b, i)] for i, b in enumerate(step.branches)]
                 with lock:
                     stack.append(_Fork(branches))
+
+    def request(
+        self,
+        prompt: Any,
+        into: str,
+        timeout: float | None,
+        loc: Loc,
+        address: tuple[int, ...],
+        iterations: tuple[int, ...],
+        kind: str,
+    ) -> PendingRequest:
+        """A new pending request of this run (a fresh random token)."""
+        created = time.time()
+        deadline = None if timeout is None else created + timeout
+        return PendingRequest(self.run_id, new_token(), prompt, into, loc, created, deadline,
+                              address, iterations, kind, self.workflow.source)  # fmt: skip
+
+    def _interrupted(
+        self,
+        context: StepContext,
+        value: Any,
+        step: ProcessStep,
+        executed: list[str],
+        branch: bool,
+    ) -> None:
+        """After a process step whose process returned ``interrupt()``: pause the run."""
+        loc = step.loc
+        if branch:
+            raise WorkflowError(
+                f"{loc}: {loc.key_path}: process {step.process!r} returned interrupt() inside "
+                "a `flux: parallel` branch; a run pauses only outside parallel steps (its "
+                "commit stays)",
+                loc.file,
+                loc.line,
+                loc.column,
+                step.process,
+                tuple(executed),
+            )
+        if context.interrupt is None or (
+            isinstance(value, Interrupt) and value is not context.interrupt
+        ):
+            context.interrupt = value  # made on another thread (an async process)
+            context._request = None
+        request = context.pause_request()
+        assert request is not None
+        self.host.pause(self, request)  # stores it unless the step's commit did
+        raise _Pause(request)
 
     def _again(self, loop: WhileStep, body: _Frame, executed: list[str]) -> bool:
         """At the end of a loop body: start the next iteration if the condition holds."""
@@ -548,7 +686,9 @@ class Machine:
                 thread.join()
 
     # -- drivers -------------------------------------------------------------------------
-    def _outcome(self, run_error: BaseException | None) -> Draft:
+    def _outcome(
+        self, run_error: BaseException | None, paused: PendingRequest | None = None
+    ) -> Draft:
         if run_error is None:
             snapshot = self.host.snapshot()
             self.result = WorkflowRun(
@@ -559,7 +699,11 @@ class Machine:
                 self.run_id,
                 self.dry_run,
                 snapshot,
+                "completed" if paused is None else "paused",
+                paused,
             )
+            if paused is not None:
+                return (RunPaused, paused.loc, (paused, self.result))
             return (RunCompleted, None, (self.result,))
         self.error = run_error
         file = getattr(run_error, "file", None)
@@ -585,6 +729,7 @@ class Machine:
             yield event
         coro = self._run(self.stack, self.executed, (), (), None)
         failure: BaseException | None = None
+        paused: PendingRequest | None = None
         try:
             while True:
                 event = self._build(coro.send(None))
@@ -594,11 +739,15 @@ class Machine:
             pass
         except (WorkflowError, FluxError) as exc:
             failure = exc
+        except _Pause as stop:
+            paused = stop.request
         except _Stopped:
             return
         finally:
             coro.close()
-        outcome = self._outcome(failure)
+        if failure is None and paused is None:
+            self.host.finished(self)
+        outcome = self._outcome(failure, paused)
         if self._observed():
             event = self._build(outcome)
             self._deliver(event)
@@ -611,6 +760,7 @@ class Machine:
         self._async = True
         if self._observed():
             self._deliver(self._build(self._start()))
+        paused: PendingRequest | None = None
         try:
             await self._run(self.stack, self.executed, (), (), None)
         except (WorkflowError, FluxError) as exc:
@@ -618,7 +768,11 @@ class Machine:
             if self._observed():
                 self._deliver(self._build(outcome))
             raise
-        outcome = self._outcome(None)
+        except _Pause as stop:
+            paused = stop.request
+        if paused is None:
+            self.host.finished(self)
+        outcome = self._outcome(None, paused)
         if self._observed():
             self._deliver(self._build(outcome))
         assert self.result is not None

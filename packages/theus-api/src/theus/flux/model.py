@@ -23,6 +23,7 @@ __all__ = [
     "IfStep",
     "Loc",
     "ParallelStep",
+    "PauseStep",
     "ProcessStep",
     "RunStep",
     "Step",
@@ -105,7 +106,21 @@ class ParallelStep:
     loc: Loc
 
 
-Step = ProcessStep | IfStep | WhileStep | RunStep | ParallelStep
+@dataclass(frozen=True)
+class PauseStep:
+    """``flux: pause`` — stop the run here and wait for a human's answer (spec/18 §1): the
+    answer given to ``engine.resume(run_id, token, value)`` is written at ``into``."""
+
+    #: any plain YAML value, shown to the human
+    prompt: Any
+    #: the dotted state path the answer is written to
+    into: str
+    loc: Loc
+    #: seconds the request may wait for its answer, or None (no deadline)
+    timeout: float | None = None
+
+
+Step = ProcessStep | IfStep | WhileStep | RunStep | ParallelStep | PauseStep
 
 
 @dataclass(frozen=True)

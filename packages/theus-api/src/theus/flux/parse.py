@@ -16,14 +16,16 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 
 from ..contracts import ProcessSpec
-from ..errors import FluxError
-from ..paths import Pattern
+from ..errors import FluxError, InvalidPathError
+from ..paths import Pattern, format_path, parse_path
+from ..zones import Zone, zone_of
 from .expr import Expression, compile_expression
 from .model import (
     Expr,
     IfStep,
     Loc,
     ParallelStep,
+    PauseStep,
     ProcessStep,
     RunStep,
     Step,
@@ -48,6 +50,7 @@ _KIND_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "while": (("condition", "do"), ("max_iterations",)),
     "run": ((), ("steps", "workflow")),
     "parallel": (("branches",), ()),
+    "pause": (("prompt", "into"), ("timeout",)),
 }
 _PROCESS_KEYS = ("process", "with")
 _COLLECTION_TAGS = ("tag:yaml.org,2002:seq", "tag:yaml.org,2002:map", "tag:yaml.org,2002:omap")
@@ -380,6 +383,8 @@ class _Loader:
             if "steps" in keys:
                 return RunStep(self.steps(keys["steps"][1], _child(path, "steps"), depth), loc)
             return self.include(keys["workflow"][1], _child(path, "workflow"), loc, depth)
+        if kind == "pause":
+            return self.pause(keys, path, loc)
         # parallel
         branches_node = keys["branches"][1]
         bpath = _child(path, "branches")
@@ -395,7 +400,59 @@ class _Loader:
             self.steps(b, f"{bpath}[{i}]", depth) for i, b in enumerate(branches_node.value)
         )
         self.check_parallel(branches, branches_node, bpath)
+        for branch in branches:
+            for inner in iter_steps(branch):
+                if isinstance(inner, PauseStep):
+                    self.fail(
+                        f"a `flux: pause` step cannot be inside a `flux: parallel` branch "
+                        f"(the pause at {inner.loc} {inner.loc.key_path}): pause before or "
+                        "after the parallel step",
+                        branches_node,
+                        bpath,
+                    )
         return ParallelStep(branches, loc)
+
+    def pause(self, keys: dict[str, tuple[Any, Any]], path: str, loc: Loc) -> PauseStep:
+        prompt = self.data(keys["prompt"][1], _child(path, "prompt"))
+        into_node = keys["into"][1]
+        ipath = _child(path, "into")
+        into = self.scalar(into_node, ipath)
+        if not isinstance(into, str):
+            self.fail(f"must be a dotted state path, not {into!r}", into_node, ipath)
+        try:
+            segments = parse_path(into)
+        except InvalidPathError as exc:
+            self.fail(str(exc), into_node, ipath)
+        if self.namespaces is not None and segments[0] not in self.namespaces:
+            self.fail(
+                f"{into!r} is in no namespace of the engine (namespaces: "
+                f"{', '.join(self.namespaces) or 'none'})",
+                into_node,
+                ipath,
+            )
+        if len(segments) < 2:
+            self.fail(f"{into!r} names a whole namespace: name a key inside it", into_node, ipath)
+        if zone_of(segments) is not Zone.DATA:
+            self.fail(
+                f"{into!r} is not a data-zone path (no sig_/cmd_/heavy_ key)", into_node, ipath
+            )
+        timeout = None
+        if "timeout" in keys:
+            tnode = keys["timeout"][1]
+            value = self.scalar(tnode, _child(path, "timeout"))
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not value > 0
+                or value == float("inf")
+            ):
+                self.fail(
+                    f"must be a positive number of seconds, not {value!r}",
+                    tnode,
+                    _child(path, "timeout"),
+                )
+            timeout = float(value)
+        return PauseStep(prompt, format_path(segments), loc, timeout)
 
     def expression(self, node: Any, path: str) -> Expression:
         yaml = _yaml()

@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ..contracts import ProcessSpec
-from .model import IfStep, Loc, ParallelStep, ProcessStep, RunStep, Step, WhileStep, Workflow
+from .model import (
+    IfStep,
+    Loc,
+    ParallelStep,
+    PauseStep,
+    ProcessStep,
+    RunStep,
+    Step,
+    WhileStep,
+    Workflow,
+)
 
 __all__ = ["Kind", "render", "to_dot", "to_mermaid"]
 
@@ -24,11 +34,12 @@ Kind = Literal["flow", "state"]
 #: the ids of the start and end nodes (``end`` is a Mermaid keyword)
 START, END = "flux_start", "flux_end"
 #: statuses of the run overlay, worst first
-_RANK = {"failed": 3, "started": 2, "done": 1, "not_reached": 0}
+_RANK = {"failed": 4, "started": 3, "paused": 2, "done": 1, "not_reached": 0}
 _FILL = {
     "done": ("#c8e6c9", "#2e7d32"),
     "failed": ("#ffcdd2", "#c62828"),
     "started": ("#fff9c4", "#f9a825"),
+    "paused": ("#bbdefb", "#1565c0"),
     "not_reached": ("#eeeeee", "#9e9e9e"),
 }
 
@@ -154,6 +165,11 @@ class _FlowBuilder:
             sub = _Cluster(f"c{len(g.clusters) + 1}", label, cluster)
             g.clusters.append(sub)
             return self.build(step.steps, pending, sub.id, loops)
+        if isinstance(step, PauseStep):
+            node = g.node(f"pause: {step.into}", "pause", cluster, step.loc)
+            self.enclosing[node.id] = loops
+            self.connect(pending, node.id)
+            return [(node.id, None)]
         raise TypeError(f"not a workflow step: {step!r}")  # pragma: no cover
 
 
@@ -257,12 +273,15 @@ class _Overlay:
     iterations: dict[tuple[Any, ...], set[tuple[int, ...]]]
     completed: bool
     failed: bool
+    #: loc keys of the steps the run paused at (``flux:paused`` events)
+    paused: set[tuple[Any, ...]] = field(default_factory=set)
 
 
 def _overlay(run: Iterable[Any]) -> _Overlay:
     status: dict[tuple[Any, ...], str] = {}
     iterations: dict[tuple[Any, ...], set[tuple[int, ...]]] = {}
     completed = failed = False
+    paused: set[tuple[Any, ...]] = set()
     for event in run:
         topic = _topic(event)
         key = _key(getattr(event, "loc", None))
@@ -272,6 +291,9 @@ def _overlay(run: Iterable[Any]) -> _Overlay:
             failed = True
         if key is None:
             continue
+        if topic == "paused":
+            paused.add(key)
+            continue
         new = {"step_started": "started", "step_committed": "done", "step_failed": "failed"}
         if topic not in new:
             continue
@@ -280,7 +302,7 @@ def _overlay(run: Iterable[Any]) -> _Overlay:
             status.setdefault(key, "started")
         elif topic == "step_failed" or status.get(key) != "failed":
             status[key] = new[topic]
-    return _Overlay(status, iterations, completed, failed)
+    return _Overlay(status, iterations, completed, failed, paused)
 
 
 def _apply_flow(g: _Graph, builder: _FlowBuilder, run: Iterable[Any]) -> None:
@@ -288,9 +310,13 @@ def _apply_flow(g: _Graph, builder: _FlowBuilder, run: Iterable[Any]) -> None:
     reached_at = -1  # the last node index a started step occupies
     started_loops: dict[str, set[tuple[int, ...]]] = {}
     for index, node in enumerate(g.nodes):
+        key = _key(node.loc)
+        if key is not None and key in ov.paused:
+            node.status = "paused"
+            reached_at = max(reached_at, index)
+            continue
         if node.shape != "process":
             continue
-        key = _key(node.loc)
         node.status = ov.by_loc.get(key, "not_reached") if key else "not_reached"
         if node.status != "not_reached":
             reached_at = max(reached_at, index)
@@ -300,7 +326,7 @@ def _apply_flow(g: _Graph, builder: _FlowBuilder, run: Iterable[Any]) -> None:
                     if len(its) > depth:
                         started_loops.setdefault(loop_id, set()).add(its[: depth + 1])
     for index, node in enumerate(g.nodes):
-        if node.shape == "process":
+        if node.shape == "process" or node.status == "paused":
             continue
         if node.id == END:
             node.status = "done" if ov.completed else "failed" if ov.failed else "not_reached"
@@ -320,6 +346,8 @@ def _apply_state(g: _Graph, workflow: Workflow, run: Iterable[Any]) -> None:
         if isinstance(step, ProcessStep):
             key = _key(step.loc)
             status = ov.by_loc.get(key, "not_reached") if key else "not_reached"
+            if key is not None and key in ov.paused:
+                status = "paused"
             if _RANK[status] >= _RANK[worst.get(step.process, "not_reached")]:
                 worst[step.process] = status
     for node in g.nodes:
@@ -367,6 +395,7 @@ _MM_SHAPE = {
     "terminal": ('(["', '"])'),
     "path": ('[("', '")]'),
     "condition": ('{{"', '"}}'),
+    "pause": ('[/"', '"/]'),
 }
 
 
@@ -432,6 +461,7 @@ _DOT_SHAPE = {
     "terminal": 'shape=oval, style="filled"',
     "path": 'shape=cylinder, style="filled"',
     "condition": 'shape=hexagon, style="filled"',
+    "pause": 'shape=parallelogram, style="filled"',
 }
 
 

@@ -17,12 +17,13 @@ from typing import Any
 from ..errors import FluxError
 from .events import FluxEvent, WorkflowRun
 from .expr import Expression, snapshot_scope
-from .machine import Machine
+from .machine import Machine, current_step
 from .model import DEFAULT_MAX_OPS, IfStep, RunStep, WhileStep, Workflow, iter_steps
 from .parse import load_workflow, parse_workflow
+from .pause import Interrupt, PendingRequest
 from .position import Position
 
-__all__ = ["WorkflowRun", "load_for_engine", "prepare", "run_workflow"]
+__all__ = ["WorkflowRun", "durable_copy", "load_for_engine", "prepare", "run_workflow"]
 
 #: how many loaded workflows an engine keeps
 _CACHE_LIMIT = 64
@@ -141,13 +142,46 @@ class _EngineHost:
         # a dry run's fork compiles its own, uncached (it is closed when the run ends)
         self.natives = _natives(engine, loaded, cache=publish)
 
-    def step(self, process: str, kwargs: dict[str, Any]) -> int:
+    def step(self, process: str, kwargs: dict[str, Any]) -> tuple[Any, int]:
         spec, handle = self.by_name[process]
-        return int(self.engine._step(spec, handle, kwargs))
+        value, version = self.engine._step(spec, handle, kwargs)
+        self._after(value)
+        return value, int(version)
 
-    async def astep(self, process: str, kwargs: dict[str, Any]) -> int:
+    async def astep(self, process: str, kwargs: dict[str, Any]) -> tuple[Any, int]:
         spec, handle = self.by_name[process]
-        return int(await self.engine._astep(spec, handle, kwargs))
+        value, version = await self.engine._astep(spec, handle, kwargs)
+        self._after(value)
+        return value, int(version)
+
+    def _after(self, value: Any) -> None:
+        """A durable engine: check the step's commit was stored; store the position (with the
+        request of an ``interrupt()`` made on another thread, e.g. by an async process) when
+        the commit did not."""
+        durable = self.engine._durable
+        if durable is None:
+            return
+        context = current_step.get()
+        if context is not None and context.interrupt is None and isinstance(value, Interrupt):
+            context.interrupt = value
+        durable.after_step(context)
+
+    def pause(self, machine: Machine, request: PendingRequest) -> None:
+        from ..pausing import record
+
+        record(self.engine, machine, request)
+
+    def finished(self, machine: Machine) -> None:
+        durable = self.engine._durable
+        if durable is not None:
+            durable.finished(machine)
+
+    def find_pending(
+        self, machine: Machine, address: tuple[int, ...], iterations: tuple[int, ...]
+    ) -> PendingRequest | None:
+        from ..pausing import find
+
+        return find(self.engine, machine, address, iterations)
 
     def snapshot(self) -> Any:
         return self.core.snapshot()
@@ -187,21 +221,30 @@ def _natives(engine: Any, loaded: _Loaded, cache: bool = True) -> dict[int, Any]
     return loaded.natives[1]
 
 
-def _fork(engine: Any) -> Any:
+def _fork(engine: Any, store: Any = None, run_id: str | None = None) -> Any:
     """A throw-away engine on the same backend holding the current snapshot's data at its
-    version, with the same processes, schema and audit recipe (spec/18 §6, dry runs)."""
+    version, with the same processes, schema and audit recipe (spec/18 §6, dry runs). With
+    ``store``: a durable engine on run ``run_id`` of it instead (created from that snapshot,
+    or reopened when the store has the run: ``theus run/resume --store``, spec/20)."""
     from ..engine import TheusEngine
 
     snapshot = engine._core.snapshot()
     audit = engine._audit
+    durable: dict[str, Any] = {}
+    version = snapshot.version
+    if store is not None:
+        durable = {"store": store, "run_id": run_id}
+        if store.get_run(run_id) is not None:
+            version = 0  # reopened: the stored version is used
     fork = TheusEngine(
         context=snapshot.to_dict(),
         backend=engine._backend,
         strict_guards=engine.strict_guards,
         strict_cas=engine.strict_cas,
         audit_recipe=None if audit is None else audit.recipe,
-        version=snapshot.version,
+        version=version,
         executor=engine.executor,
+        **durable,
     )
     schema = engine._pipeline.find("schema")
     if schema is not None:
@@ -209,6 +252,13 @@ def _fork(engine: Any) -> Any:
     for spec, _ in engine._by_name.values():
         fork._entry(spec.func)
     return fork
+
+
+def durable_copy(engine: Any, store: Any, run_id: str) -> Any:
+    """A durable engine on run ``run_id`` of ``store`` with ``engine``'s backend, processes,
+    schema and audit recipe: a new run from ``engine``'s current state, or the stored run
+    reopened (its stored state; ``engine``'s is not used)."""
+    return _fork(engine, store, run_id)
 
 
 def prepare(

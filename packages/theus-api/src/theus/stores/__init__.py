@@ -4,13 +4,14 @@ format (:mod:`theus.stores.codec`)."""
 
 from __future__ import annotations
 
-from .base import Chain, OutboxRow, RunRecord, Store, VersionRecord
+from .base import Chain, OutboxRow, PendingRow, RunRecord, Store, VersionRecord
 from .postgres import PostgresStore
 from .sqlite import SqliteStore, rebuild
 
 __all__ = [
     "Chain",
     "OutboxRow",
+    "PendingRow",
     "PostgresStore",
     "RunRecord",
     "SqliteStore",

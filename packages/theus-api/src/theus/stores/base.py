@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Chain", "OutboxRow", "RunRecord", "Store", "VersionRecord"]
+__all__ = ["Chain", "OutboxRow", "PendingRow", "RunRecord", "Store", "VersionRecord"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,20 @@ class OutboxRow:
 
 
 @dataclass(frozen=True)
+class PendingRow:
+    """A paused workflow's pending request as stored (spec/21 §9): keyed ``(run_id, token)``;
+    ``request`` is its JSON text; ``answered`` the version of the commit that wrote its
+    answer, or None while it is open."""
+
+    run_id: str
+    token: str
+    request: str
+    created: float
+    deadline: float | None = None
+    answered: int | None = None
+
+
+@dataclass(frozen=True)
 class Chain:
     """What rebuilding version ``version`` needs: the nearest full snapshot at or below it
     (``snapshot_version``, ``snapshot`` JSON text) and the deltas after it, oldest first."""
@@ -96,11 +110,40 @@ class Store(Protocol):
         snapshot: str | None = None,
         outbox: Sequence[OutboxRow] = (),
         position: str | None = None,
+        pending: PendingRow | None = None,
+        answered: str | None = None,
     ) -> None:
         """Store one commit in ONE transaction: the version row, the full snapshot when given,
-        the outbox rows, the workflow position when given. Raises
+        the outbox rows, the workflow position when given, a new pending request when given,
+        and marks the open request with token ``answered`` answered by this version. Raises
         :class:`theus.errors.StoreConflictError` (and stores nothing) unless the run's head is
-        ``record.version - 1``; after an exception nothing of it is stored."""
+        ``record.version - 1`` and the ``answered`` request is open; after an exception
+        nothing of it is stored."""
+        ...
+
+    def put_position(
+        self,
+        run_id: str,
+        version: int,
+        position: str,
+        *,
+        pending: PendingRow | None = None,
+        answered: str | None = None,
+    ) -> None:
+        """Store a workflow position without a commit (a step that wrote nothing, a pause) as
+        the run's newest position at its head ``version``, with ``pending`` / ``answered`` as
+        for :meth:`append`, in ONE transaction; :class:`theus.errors.StoreConflictError`
+        (nothing stored) unless the head is ``version`` and the ``answered`` request is
+        open."""
+        ...
+
+    def pending(self, run_id: str | None = None) -> list[PendingRow]:
+        """The open (unanswered) pending requests, of ``run_id`` or of every run, oldest
+        first."""
+        ...
+
+    def get_pending(self, run_id: str, token: str) -> PendingRow | None:
+        """The request ``token`` of ``run_id`` (answered or not), or None."""
         ...
 
     def head(self, run_id: str) -> int:
@@ -135,6 +178,11 @@ class Store(Protocol):
 
     def set_delivered(self, run_id: str, version: int, index: int) -> None:
         """Store the run's delivery mark (replacing the previous one)."""
+        ...
+
+    def positions(self, run_id: str) -> list[tuple[int, str]]:
+        """Every stored workflow position of the run with its version, oldest first (what
+        ``theus graph --run`` draws)."""
         ...
 
     def prune(self, run_id: str, keep_last: int) -> int:

@@ -38,6 +38,9 @@ _SCHEMA = (
     "position TEXT NOT NULL, PRIMARY KEY (run_id, version))",
     "CREATE TABLE IF NOT EXISTS outbox_marks (run_id TEXT PRIMARY KEY, version BIGINT NOT NULL, "
     "idx BIGINT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS pending (run_id TEXT NOT NULL, token TEXT NOT NULL, "
+    "request TEXT NOT NULL, created DOUBLE PRECISION NOT NULL, deadline DOUBLE PRECISION, "
+    "answered BIGINT, PRIMARY KEY (run_id, token))",
 )
 
 
@@ -46,6 +49,7 @@ class PostgresStore(_SqlStore):
     string or URL). ``snapshot_every`` is ``K`` of the snapshot rule (spec/21 §3)."""
 
     _placeholder = "%s"
+    _lock_run = " FOR UPDATE OF runs"
 
     def __init__(self, dsn: str, *, snapshot_every: int = 100) -> None:
         if not isinstance(dsn, str):

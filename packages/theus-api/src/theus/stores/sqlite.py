@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import StoreConflictError, StoreCorruptError, StoreError
 from . import codec
-from .base import Chain, OutboxRow, RunRecord, VersionRecord
+from .base import Chain, OutboxRow, PendingRow, RunRecord, VersionRecord
 
 __all__ = ["SqliteStore"]
 
@@ -41,6 +41,10 @@ CREATE TABLE IF NOT EXISTS positions (
     PRIMARY KEY (run_id, version)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox_marks (
     run_id TEXT PRIMARY KEY, version INTEGER NOT NULL, idx INTEGER NOT NULL);
+
+CREATE TABLE IF NOT EXISTS pending (
+    run_id TEXT NOT NULL, token TEXT NOT NULL, request TEXT NOT NULL, created REAL NOT NULL,
+    deadline REAL, answered INTEGER, PRIMARY KEY (run_id, token)) WITHOUT ROWID;
 """
 
 _RUN_COLUMNS = (
@@ -96,6 +100,10 @@ class _SqlStore:
     _lock: threading.RLock
     _conn: Any
     _placeholder = "?"
+    #: appended to the statements that read a run's row to write to it: a server store locks
+    #: the row there (`` FOR UPDATE``), so a commit and a position write of one run are
+    #: serialised; SQLite's ``BEGIN IMMEDIATE`` serialises every write already
+    _lock_run = ""
     #: the driver's error for a duplicate key (a concurrent writer stored the version first)
     _duplicate: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,)
 
@@ -118,8 +126,9 @@ class _SqlStore:
     def _snapshot_read(self) -> Any:
         return self._write()
 
-    def _need_run(self, conn: Any, run_id: str) -> RunRecord:
-        row = self._q(conn, f"{_RUN_SELECT} WHERE run_id = ?", (run_id,))
+    def _need_run(self, conn: Any, run_id: str, lock: bool = False) -> RunRecord:
+        sql = f"{_RUN_SELECT} WHERE run_id = ?" + (self._lock_run if lock else "")
+        row = self._q(conn, sql, (run_id,))
         found = row.fetchone()
         if found is None:
             raise StoreError(f"the store {self.path!r} has no run {run_id!r}")
@@ -185,10 +194,91 @@ class _SqlStore:
         snapshot: str | None = None,
         outbox: Sequence[OutboxRow] = (),
         position: str | None = None,
+        pending: PendingRow | None = None,
+        answered: str | None = None,
     ) -> None:
         """See :meth:`theus.stores.Store.append`: one ``BEGIN IMMEDIATE`` transaction."""
         with self._write() as conn:
             self._insert(conn, run_id, record, snapshot, outbox, position)
+            self._pending_rows(conn, run_id, record.version, pending, answered)
+
+    def put_position(
+        self,
+        run_id: str,
+        version: int,
+        position: str,
+        *,
+        pending: PendingRow | None = None,
+        answered: str | None = None,
+    ) -> None:
+        """See :meth:`theus.stores.Store.put_position`."""
+        with self._write() as conn:
+            head = self._need_run(conn, run_id, lock=True).head
+            if head != version:
+                raise StoreConflictError(
+                    f"run {run_id!r}: a position at version {version} cannot be stored: the "
+                    f"stored head is {head} (another writer committed to this run)"
+                )
+            self._q(
+                conn,
+                "INSERT INTO positions (run_id, version, position) VALUES (?, ?, ?) "
+                "ON CONFLICT (run_id, version) DO UPDATE SET position = excluded.position",
+                (run_id, version, position),
+            )
+            self._pending_rows(conn, run_id, version, pending, answered)
+
+    def _pending_rows(
+        self,
+        conn: Any,
+        run_id: str,
+        version: int,
+        pending: PendingRow | None,
+        answered: str | None,
+    ) -> None:
+        if answered is not None:
+            cur = self._q(
+                conn,
+                "UPDATE pending SET answered = ? WHERE run_id = ? AND token = ? "
+                "AND answered IS NULL",
+                (version, run_id, answered),
+            )
+            if cur.rowcount != 1:
+                raise StoreConflictError(
+                    f"run {run_id!r}: the pending request was already answered (or is unknown); "
+                    "another resumer answered it first"
+                )
+        if pending is not None:
+            self._q(
+                conn,
+                "INSERT INTO pending (run_id, token, request, created, deadline, answered) "
+                "VALUES (?, ?, ?, ?, ?, NULL)",
+                (run_id, pending.token, pending.request, pending.created, pending.deadline),
+            )
+
+    def pending(self, run_id: str | None = None) -> list[PendingRow]:
+        """See :meth:`theus.stores.Store.pending`."""
+        sql = (
+            "SELECT run_id, token, request, created, deadline, answered FROM pending "
+            "WHERE answered IS NULL"
+        )
+        params: tuple[Any, ...] = ()
+        if run_id is not None:
+            sql += " AND run_id = ?"
+            params = (run_id,)
+        with self._read() as conn:
+            rows = self._q(conn, sql + " ORDER BY created, run_id, token", params).fetchall()
+        return [PendingRow(*row) for row in rows]
+
+    def get_pending(self, run_id: str, token: str) -> PendingRow | None:
+        """See :meth:`theus.stores.Store.get_pending`."""
+        with self._read() as conn:
+            row = self._q(
+                conn,
+                "SELECT run_id, token, request, created, deadline, answered FROM pending "
+                "WHERE run_id = ? AND token = ?",
+                (run_id, token),
+            ).fetchone()
+        return None if row is None else PendingRow(*row)
 
     def _insert(
         self,
@@ -203,7 +293,7 @@ class _SqlStore:
         paths = codec.encode(list(record.paths), zoned=False)
         row = (run_id, version, record.time, record.process, paths, record.delta)
         try:
-            stored = self._q(conn, _APPEND, (*row, run_id, version - 1)).rowcount
+            stored = self._q(conn, _APPEND + self._lock_run, (*row, run_id, version - 1)).rowcount
         except self._duplicate:  # a concurrent writer stored it first (the transaction is lost)
             raise StoreConflictError(
                 f"run {run_id!r}: version {version} was stored by another writer at the same "
@@ -325,6 +415,16 @@ class _SqlStore:
                 "INSERT INTO outbox_marks (run_id, version, idx) VALUES (?, ?, ?)",
                 (run_id, version, index),
             )
+
+    def positions(self, run_id: str) -> list[tuple[int, str]]:
+        """See :meth:`theus.stores.Store.positions`."""
+        with self._read() as conn:
+            rows = self._q(
+                conn,
+                "SELECT version, position FROM positions WHERE run_id = ? ORDER BY version",
+                (run_id,),
+            ).fetchall()
+        return [(int(v), str(p)) for v, p in rows]
 
     # -- retention -----------------------------------------------------------------------
     def prune(self, run_id: str, keep_last: int) -> int:

@@ -151,7 +151,9 @@ def test_a_blocked_publish_releases_the_gil() -> None:
 def test_ctrl_c_interrupts_a_blocked_publish() -> None:
     code = textwrap.dedent(
         """
-        import _thread, threading
+        import _thread, signal, threading
+        # Ctrl-C works even in a child started with SIGINT ignored (a background CI job)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from theus_rust import Hub
         hub = Hub()
         rx = hub.subscribe(policy="block", capacity=1)
@@ -172,7 +174,9 @@ def test_ctrl_c_interrupts_a_blocked_publish() -> None:
 def test_ctrl_c_interrupts_a_blocked_recv() -> None:
     code = textwrap.dedent(
         """
-        import _thread, threading
+        import _thread, signal, threading
+        # Ctrl-C works even in a child started with SIGINT ignored (a background CI job)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from theus_rust import Hub
         rx = Hub().subscribe()
         threading.Timer(0.2, _thread.interrupt_main).start()
@@ -234,7 +238,9 @@ def test_engine_commits_wait_for_a_block_receiver_and_lose_nothing() -> None:
 def test_ctrl_c_during_a_blocked_commit_publishes_the_other_signals() -> None:
     code = textwrap.dedent(
         """
-        import _thread, threading
+        import _thread, signal, threading
+        # Ctrl-C works even in a child started with SIGINT ignored (a background CI job)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from theus import TheusEngine
         engine = TheusEngine(context={"domain": {}}, backend="rust")
         rx = engine.signals.subscribe(policy="block", capacity=1)

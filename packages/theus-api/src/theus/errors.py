@@ -349,6 +349,8 @@ class BatchError(TheusError, ExceptionGroup):
 
     def __reduce__(self) -> Any:
         return (type(self), (self.message, list(self.exceptions), self.results, self.failed))
+
+
 class ResumeTokenError(TheusError, LookupError):
     """``engine.resume(run_id, token, value)`` named no open pending request: an unknown or
     stale token, or a run that is not paused there (spec/21 §9)."""

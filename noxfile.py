@@ -308,7 +308,12 @@ def lint(session: nox.Session) -> None:
     """ruff check, ruff format --check, mypy --strict on theus-api, the reference backend and
     the conformance package."""
     session.install(
-        *LINT_REQUIREMENTS, "pytest", "hypothesis", *SCHEMA_REQUIREMENTS, *CLI_REQUIREMENTS
+        *LINT_REQUIREMENTS,
+        "pytest",
+        "hypothesis",
+        *SCHEMA_REQUIREMENTS,
+        *CLI_REQUIREMENTS,
+        "numpy",  # theus.heavy types its numpy arrays (numpy ships its stubs)
     )
     session.run("ruff", "check", *LINT_PATHS)
     session.run("ruff", "format", "--check", *LINT_PATHS)

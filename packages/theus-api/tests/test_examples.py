@@ -11,27 +11,10 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
-def test_checked_commits_example_runs():
-    pytest.importorskip("pydantic")
+def _run_example(relative: str) -> list[str]:
+    """Run ``examples/<relative>``; its stdout lines (it must exit 0)."""
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "checked_commits.py")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
-    assert lines[0].startswith("refused: audit stop: process 'withdraw' output 'domain.balance'")
-    assert lines[1] == "refused: schema: 'domain.owner' expects str, got 42 (int)"
-    assert lines[2] == "balance: 70 history: [-30]"
-    assert lines[3] == "versions seen by the stage: [1]"
-    assert lines[4] == "receipts delivered: [(1, 0, {'amount': 30})]"
-
-
-def _run_flux_example(name: str) -> list[str]:
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "flux" / f"{name}.py")],
+        [sys.executable, str(EXAMPLES / relative)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -39,6 +22,20 @@ def _run_flux_example(name: str) -> list[str]:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
+
+
+def _run_flux_example(name: str) -> list[str]:
+    return _run_example(f"flux/{name}.py")
+
+
+def test_checked_commits_example_runs():
+    pytest.importorskip("pydantic")
+    lines = _run_example("checked_commits.py")
+    assert lines[0].startswith("refused: audit stop: process 'withdraw' output 'domain.balance'")
+    assert lines[1] == "refused: schema: 'domain.owner' expects str, got 42 (int)"
+    assert lines[2] == "balance: 70 history: [-30]"
+    assert lines[3] == "versions seen by the stage: [1]"
+    assert lines[4] == "receipts delivered: [(1, 0, {'amount': 30})]"
 
 
 def test_flux_agent_loop_example_runs():
@@ -78,15 +75,7 @@ def test_flux_fanout_example_runs():
 
 def test_parallel_example_runs():
     pytest.importorskip("theus_reference")  # the worker side runs on the reference backend
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "parallel.py")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    lines = _run_example("parallel.py")
     assert lines[0].startswith("scored 4 documents in ")
     assert lines[1] == "scores: {'d0': 9829, 'd1': 7357, 'd2': 7372, 'd3': 7369}"
     assert lines[2] == "batch: 1 failed (KeyError('missing')), d1 committed"
